@@ -1,0 +1,122 @@
+"""Compute engines: open an Ibis backend (in-process DuckDB or PySpark) and put pandas tables into it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from features.schema import TABLE_COLUMNS
+
+Engine = Literal["duckdb", "spark"]
+
+# Canonical column name -> dtype, over every canonical table (a name has one dtype everywhere).
+CANONICAL_DTYPES: dict[str, str] = {c.name: c.dtype for cols in TABLE_COLUMNS.values() for c in cols}
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "float": pa.float64(),
+}
+
+# Spark defaults for one machine: UTC session time (timestamps are instants read in UTC) and few
+# shuffle partitions, since the default 200 makes small groupings slow.
+DEFAULT_SPARK_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def connect(engine: Engine, spark_master: str = "local[*]", spark_conf: dict[str, Any] | None = None) -> Any:
+    """Opens the Ibis backend for an engine: a fresh in-memory DuckDB, or PySpark on a (shared) session.
+
+    For Spark, SparkSession.builder...getOrCreate() reuses a running session in this process;
+    the session time zone is set to UTC on it either way.
+    """
+    if engine == "duckdb":
+        con = ibis.duckdb.connect()
+        con.raw_sql("SET TimeZone = 'UTC'")
+        return con
+    if engine == "spark":
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise ImportError(
+                "engine 'spark' needs PySpark (pip install 'ibis-framework[pyspark]') and Java 17; "
+                "or set run.engine=duckdb"
+            ) from None
+        given = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (spark_conf or {}).items()}
+        conf = {**DEFAULT_SPARK_CONF, **given}
+        builder = SparkSession.builder.master(spark_master).appName("behavioural-segmentation")
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.conf.set("spark.sql.session.timeZone", "UTC")
+        return ibis.pyspark.connect(session)
+    raise ValueError(f"unknown engine {engine!r}; allowed: duckdb, spark")
+
+
+def canonical_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Returns a copy with canonical columns in canonical dtypes: str, float64, or UTC timestamps.
+
+    Naive timestamps are read as UTC; other columns are kept as they are.
+    """
+    out = df.copy()
+    for name in out.columns:
+        kind = CANONICAL_DTYPES.get(str(name))
+        if kind == "timestamp":
+            try:
+                out[name] = pd.to_datetime(out[name], utc=True, format="ISO8601")
+            except (ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"column {name!r} holds values that are not ISO 8601 timestamps ({exc}); parse them first "
+                    "(pipeline.data reads the configured timestamp format)"
+                ) from None
+        elif kind == "float":
+            try:
+                out[name] = pd.to_numeric(out[name], errors="raise").astype("float64")
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"column {name!r} holds values that are not numbers ({exc})") from None
+        elif kind == "string":
+            col = out[name]
+            if pd.api.types.is_float_dtype(col) and (col.dropna() % 1 == 0).all():
+                col = col.astype("Int64")  # ids read as floats (1.0) because of gaps stay "1", not "1.0"
+            out[name] = col.astype("str")  # missing values stay missing
+    return out
+
+
+def _arrow(df: pd.DataFrame) -> pa.Table:
+    """Converts to Arrow with canonical types, missing values as nulls (never NaN or the text 'nan')."""
+    arrays = []
+    for name in df.columns:
+        col, kind = df[name], CANONICAL_DTYPES.get(str(name))
+        if kind == "timestamp":
+            # Naive UTC values plus a UTC type: the tz-aware route warns on pandas 3.
+            values = col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+            arrays.append(pa.array(values, type=_ARROW_TYPES[kind], from_pandas=True))
+        elif kind is not None:
+            arrays.append(pa.array(col, type=_ARROW_TYPES[kind], from_pandas=True))
+        else:
+            arrays.append(pa.array(col, from_pandas=True))
+    return pa.Table.from_arrays(arrays, names=[str(n) for n in df.columns])
+
+
+def register(con: Any, name: str, df: pd.DataFrame) -> ir.Table:
+    """Puts a pandas frame into the backend as table `name` (replacing one of that name) with canonical dtypes.
+
+    Timestamps become UTC instants: timestamp('UTC') on DuckDB, Spark's TimestampType (an instant,
+    shown in the session time zone, which connect() sets to UTC) on Spark. The input is not modified.
+    """
+    data = _arrow(canonical_frame(df))
+    if con.name == "pyspark":
+        # Straight from Arrow: ibis' own pandas route to Spark turns missing strings into 'NaN' text
+        # and missing floats into NaN values, which SQL does not treat as null.
+        session = con._session
+        session.createDataFrame(data).createOrReplaceTempView(name)
+        return con.table(name)
+    return con.create_table(name, data, overwrite=True)
