@@ -1,0 +1,600 @@
+"""Loads a user's export onto the canonical data contract and validates it with a counted report.
+
+Sources: CSV (also .gz), Parquet, a directory or glob of those, or a table in a DuckDB database.
+Nothing is dropped silently: every rejected row is counted under the first rule it breaks, so the
+counts of a table add up to its dropped rows, and the report is returned for training to log.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob as globlib
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from features.schema import EVENT_TYPES, TABLE_COLUMNS, column_names, required_columns
+from pipeline.config import DataConfig, Params, TableMapping, ValidationConfig
+
+TABLES = ("events", "customers", "catalog")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".csv.zst")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+DUCKDB_SUFFIXES = (".duckdb", ".db")
+NUMERIC = {name for t in TABLE_COLUMNS.values() for c in t if c.dtype == "float" for name in [c.name]}
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+_FLOATY_ID = re.compile(r"^-?\d+\.0+$")
+_FLAGS = {"true": 1.0, "yes": 1.0, "y": 1.0, "false": 0.0, "no": 0.0, "n": 0.0}
+EXAMPLES = 3
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class RuleCount:
+    """How many rows one rule caught in one table, what was done, and a few examples."""
+
+    rule: str
+    count: int
+    action: Literal["dropped", "failed", "kept"]
+    examples: list[str] = field(default_factory=list)
+    hint: str = ""
+
+
+@dataclass
+class TableReport:
+    """Validation outcome of one table."""
+
+    table: str
+    source: str
+    rows_in: int = 0
+    rows_out: int = 0
+    rules: list[RuleCount] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> int:
+        return sum(r.count for r in self.rules if r.action == "dropped")
+
+
+@dataclass
+class ValidationReport:
+    """The whole validation outcome: per-table counts plus structural errors that stop the run."""
+
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def counts(self) -> dict[str, int]:
+        """Returns flat counts (e.g. 'events.rows_in', 'events.null_customer_id') for run logging."""
+        out: dict[str, int] = {}
+        for name, t in self.tables.items():
+            out[f"{name}.rows_in"] = t.rows_in
+            out[f"{name}.rows_out"] = t.rows_out
+            for r in t.rules:
+                out[f"{name}.{r.rule}"] = r.count
+        return out
+
+    def to_text(self) -> str:
+        """Renders the report for a terminal: one block per table, then errors."""
+        lines: list[str] = []
+        for t in self.tables.values():
+            lines.append(f"{t.table}: {t.source}")
+            lines.append(f"  rows read {t.rows_in:,}  kept {t.rows_out:,}  dropped {t.dropped:,}")
+            for r in t.rules:
+                if r.count == 0:
+                    continue
+                ex = f"  e.g. {', '.join(r.examples)}" if r.examples else ""
+                lines.append(f"  {r.rule:<22} {r.count:>10,}  {r.action}{ex}")
+                if r.hint:
+                    lines.append(f"  {'':<22} {'':>10}  fix: {r.hint}")
+            for note in t.notes:
+                lines.append(f"  note: {note}")
+        if self.errors:
+            lines.append("FAILED:")
+            lines.extend(f"  - {e}" for e in self.errors)
+        else:
+            lines.append("OK")
+        return "\n".join(lines)
+
+
+class DataValidationError(ValueError):
+    """The input breaks the data contract in a way the policy says must stop the run."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__("data validation failed:\n" + "\n".join(f"  - {e}" for e in report.errors))
+
+
+@dataclass
+class Dataset:
+    """Canonical, validated tables ready for feature building, plus the report that made them."""
+
+    events: pd.DataFrame
+    customers: pd.DataFrame | None
+    catalog: pd.DataFrame | None
+    report: ValidationReport
+    sources: dict[str, str]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one table is read from."""
+
+    kind: Literal["csv", "parquet", "duckdb"]
+    files: tuple[str, ...]
+    table: str | None = None
+
+    def describe(self) -> str:
+        where = self.files[0] if len(self.files) == 1 else f"{self.files[0]} (+{len(self.files) - 1} more files)"
+        return f"{where} [table {self.table}]" if self.table else where
+
+
+def _kind_of(name: str) -> Literal["csv", "parquet", "duckdb"] | None:
+    low = name.lower()
+    if low.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if low.endswith(CSV_SUFFIXES):
+        return "csv"
+    if low.endswith(DUCKDB_SUFFIXES):
+        return "duckdb"
+    return None
+
+
+def _files_source(files: list[str], what: str) -> Source:
+    kinds = {_kind_of(f) for f in files}
+    kinds.discard(None)
+    if not kinds:
+        raise FileNotFoundError(
+            f"{what}: no CSV (.csv, .csv.gz) or Parquet files found; point --data at a file, a glob or a directory of them"
+        )
+    if len(kinds) > 1:
+        raise ValueError(f"{what}: mixes file kinds {sorted(kinds)}; use one kind per table")
+    kind = kinds.pop()
+    return Source(kind, tuple(sorted(f for f in files if _kind_of(f) == kind)))
+
+
+def _source_for_path(path: str, what: str) -> Source:
+    """Resolves a file, glob or directory of files to a Source."""
+    if any(ch in path for ch in "*?["):
+        files = sorted(globlib.glob(path))
+        if not files:
+            raise FileNotFoundError(f"{what}: the glob {path!r} matches no file")
+        return _files_source(files, what)
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(str(f) for f in p.iterdir() if f.is_file() and _kind_of(f.name) in ("csv", "parquet"))
+        return _files_source(files, f"{what} ({path})")
+    if not p.exists():
+        raise FileNotFoundError(f"{what}: {path!r} does not exist")
+    kind = _kind_of(p.name)
+    if kind is None:
+        raise ValueError(
+            f"{what}: cannot tell the format of {path!r}; use .csv, .csv.gz, .parquet, or .duckdb for a DuckDB database"
+        )
+    return Source(kind, (str(p),))
+
+
+def _table_in_dir(directory: Path, table: str) -> str | None:
+    for suffix in (*PARQUET_SUFFIXES, *CSV_SUFFIXES):
+        candidate = directory / f"{table}{suffix}"
+        if candidate.is_file():
+            return str(candidate)
+    if (directory / table).is_dir():
+        return str(directory / table)
+    return None
+
+
+def resolve_sources(path: str | None, cfg: DataConfig) -> dict[str, Source | None]:
+    """Finds where events (required), customers and catalog (optional) come from."""
+    mappings: dict[str, TableMapping] = {"events": cfg.events, "customers": cfg.customers, "catalog": cfg.catalog}
+    out: dict[str, Source | None] = {t: None for t in TABLES}
+    if path is not None and _kind_of(path) == "duckdb":
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"DuckDB database {path!r} does not exist")
+        with duckdb.connect(path, read_only=True) as con:
+            present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for t in TABLES:
+            name = mappings[t].table or t
+            if name in present:
+                out[t] = Source("duckdb", (path,), name)
+            elif t == "events" or mappings[t].table:
+                raise ValueError(
+                    f"DuckDB database {path!r} has no table {name!r} (tables: {sorted(present)}); "
+                    f"set data.{t}.table to the right name"
+                )
+    elif path is not None and Path(path).is_dir() and _table_in_dir(Path(path), "events"):
+        for t in TABLES:
+            found = _table_in_dir(Path(path), t)
+            out[t] = _source_for_path(found, t) if found else None
+    elif path is not None:
+        out["events"] = _source_for_path(path, "events")
+    for t in TABLES:  # an explicit per-table path wins
+        if mappings[t].path:
+            out[t] = _source_for_path(mappings[t].path, t)
+    if out["events"] is None:
+        raise FileNotFoundError(
+            "no events found: pass --data (an events file, glob, directory or DuckDB database) or set data.path"
+        )
+    return out
+
+
+def read_source(src: Source, cfg: DataConfig) -> pd.DataFrame:
+    """Reads a source as it is, CSV cells as text so that parsing (and its errors) happens in one place."""
+    with duckdb.connect() as con:
+        if src.kind == "duckdb":
+            with duckdb.connect(src.files[0], read_only=True) as db:
+                return db.table(src.table).df()
+        if src.kind == "parquet":
+            return con.execute("SELECT * FROM read_parquet(?, union_by_name = true)", [list(src.files)]).df()
+        return con.execute(
+            "SELECT * FROM read_csv(?, all_varchar = true, header = ?, delim = ?, union_by_name = true)",
+            [list(src.files), cfg.csv.header, cfg.csv.delimiter],
+        ).df()
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def normalise_ids(values: pd.Series) -> pd.Series:
+    """Returns ids as trimmed text; empty -> missing; '17850.0' floats-as-text -> '17850' when every id looks so."""
+    if pd.api.types.is_float_dtype(values):
+        finite = values.dropna()
+        if len(finite) and bool((finite == np.floor(finite)).all()):
+            text = values.astype("Int64").astype("str")
+            return text.where(values.notna(), None).astype("str")
+    text = values.astype("str").str.strip()
+    text = text.where(values.notna() & (text != ""), None)
+    present = text.dropna()
+    if len(present) and bool(present.str.match(_FLOATY_ID).all()):
+        text = text.str.replace(r"\.0+$", "", regex=True)
+    return text
+
+
+def parse_timestamps(values: pd.Series, tz: str, fmt: str | None = None) -> pd.Series:
+    """Returns UTC timestamps (datetime64[us, UTC]); unreadable values become NaT.
+
+    Values with an offset (or Z) are converted to UTC; values without one are local times in `tz`.
+    Ambiguous local times at the autumn clock change are read as standard time, and times that do
+    not exist (spring forward) are shifted forward.
+    """
+    out_dtype = "datetime64[us, UTC]"
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype(out_dtype)
+    if pd.api.types.is_datetime64_dtype(values):
+        return _localise(values, tz).astype(out_dtype)
+    if fmt in ("epoch_s", "epoch_ms"):
+        nums = pd.to_numeric(values, errors="coerce")
+        return pd.to_datetime(nums, unit="s" if fmt == "epoch_s" else "ms", utc=True).astype(out_dtype)
+    text = values.astype("str").str.strip().where(values.notna(), None)
+    result = pd.Series(pd.NaT, index=values.index, dtype=out_dtype)
+    present = text.notna() & (text != "")
+    if fmt is not None:
+        parsed = pd.to_datetime(text[present], format=fmt, errors="coerce")
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            result[present] = parsed.dt.tz_convert("UTC")
+        else:
+            result[present] = _localise(parsed, tz)
+        return result
+    has_offset = present & text.str.contains(_OFFSET, na=False)
+    naive = present & ~has_offset
+    if has_offset.any():
+        result[has_offset] = _to_datetime(text[has_offset], utc=True)
+    if naive.any():
+        result[naive] = _localise(_to_datetime(text[naive], utc=False), tz)
+    return result
+
+
+def _to_datetime(text: pd.Series, utc: bool) -> pd.Series:
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=utc)
+    retry = parsed.isna()
+    if retry.any():  # common non-ISO layouts such as 12/1/2010 8:26
+        parsed = parsed.astype(parsed.dtype)
+        parsed[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce", utc=utc)
+    return parsed
+
+
+def _localise(values: pd.Series, tz: str) -> pd.Series:
+    ambiguous = np.zeros(len(values), dtype=bool)
+    return values.dt.tz_localize(tz, ambiguous=ambiguous, nonexistent="shift_forward").dt.tz_convert("UTC")
+
+
+def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Returns (floats, mask of cells that held text that is not a number); yes/no flags read as 1/0."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("float64"), pd.Series(False, index=values.index)
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64"), pd.Series(False, index=values.index)
+    text = values.astype("str").str.strip().where(values.notna(), None)
+    present = text.notna() & (text != "")
+    flags = text.str.lower().map(_FLAGS)
+    nums = pd.to_numeric(text.where(flags.isna()), errors="coerce").astype("float64")
+    nums = nums.fillna(flags.astype("float64"))
+    bad = present & nums.isna()
+    return nums.where(present), bad
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def _missing_column_message(table: str, column: str, present: list[str]) -> str:
+    close = difflib.get_close_matches(column, present, n=1, cutoff=0.6)
+    ci = [c for c in present if c.lower() == column.lower()]
+    guess = (ci or close or ["<your column>"])[0]
+    shown = ", ".join(present[:20]) + (" ..." if len(present) > 20 else "")
+    return (
+        f"{table}: required column {column!r} not found (columns: {shown}). "
+        f"Map yours in params.yaml: data.{table}.columns: {{{guess}: {column}}}"
+    )
+
+
+def map_columns(raw: pd.DataFrame, table: str, mapping: TableMapping, report: ValidationReport) -> pd.DataFrame | None:
+    """Renames the user's columns to canonical names; records a structural error when a required one is missing."""
+    present = [str(c) for c in raw.columns]
+    absent_keys = [src for src in mapping.columns if src not in present]
+    if absent_keys:
+        report.tables[table].notes.append(
+            f"data.{table}.columns names column(s) {absent_keys} that the input does not have"
+        )
+    renamed = raw.rename(columns={k: v for k, v in mapping.columns.items() if k in present})
+    if renamed.columns.duplicated().any():
+        dup = sorted(set(renamed.columns[renamed.columns.duplicated()]))
+        report.errors.append(
+            f"{table}: after mapping, column(s) {dup} appear twice; drop the mapping or rename the input column"
+        )
+        return None
+    needed = required_columns(table)
+    if table == "events" and isinstance(mapping, TableMapping) and getattr(mapping, "default_event_type", None):
+        needed = [c for c in needed if c != "event_type"]
+    missing = [c for c in needed if c not in renamed.columns]
+    for col in missing:
+        msg = _missing_column_message(table, col, present)
+        if table == "events" and col == "event_type":
+            msg += " or, for a transactions-only export, set data.events.default_event_type: purchase"
+        report.errors.append(msg)
+    if missing:
+        return None
+    keep = column_names(table)
+    if table == "customers":  # trait columns pass through to the output
+        keep = keep + [c for c in renamed.columns if c not in keep]
+    return renamed[[c for c in keep if c in renamed.columns]].copy()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _examples(values: pd.Series) -> list[str]:
+    counts = values.astype("str").value_counts(dropna=False).head(EXAMPLES)
+    return [f"{v!r} ({n:,})" if n > 1 else repr(v) for v, n in counts.items()]
+
+
+class _RowRules:
+    """Applies row rules in order; a row is counted under the first rule it breaks."""
+
+    def __init__(self, table: TableReport, policies: ValidationConfig, errors: list[str]):
+        self.table = table
+        self.policies = policies
+        self.errors = errors
+        self.bad: pd.Series | None = None
+
+    def check(self, rule: str, mask: pd.Series, shown: pd.Series, hint: str = "") -> None:
+        if self.bad is None:
+            self.bad = pd.Series(False, index=mask.index)
+        fresh = mask & ~self.bad
+        n = int(fresh.sum())
+        policy = getattr(self.policies, rule)
+        action: Literal["dropped", "failed"] = "failed" if (n and policy == "fail") else "dropped"
+        self.table.rules.append(RuleCount(rule, n, action, _examples(shown[fresh]) if n else [], hint if n else ""))
+        if n and policy == "fail":
+            self.errors.append(
+                f"{self.table.table}: {n:,} row(s) break rule {rule} and validation.{rule} is 'fail' "
+                f"(set it to 'drop' to drop and count them)"
+            )
+        self.bad = self.bad | fresh
+
+
+def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: ValidationConfig,
+                     now: datetime, tr: TableReport, errors: list[str]) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    rules = _RowRules(tr, policies, errors)
+    raw_ids = df["customer_id"]
+    out["customer_id"] = normalise_ids(raw_ids)
+    rules.check("null_customer_id", out["customer_id"].isna(), raw_ids.astype("str"))
+
+    raw_ts = df["timestamp"]
+    out["timestamp"] = parse_timestamps(raw_ts, cfg.timezone, cfg.timestamp_format)
+    rules.check(
+        "unparseable_timestamp", out["timestamp"].isna(), raw_ts.astype("str"),
+        "set data.timestamp_format (e.g. '%d/%m/%Y %H:%M') or fix the values",
+    )
+
+    if "event_type" in df.columns:
+        raw_types = df["event_type"].astype("str").str.strip().where(df["event_type"].notna(), None)
+        lookup = {k: v for k, v in mapping.event_types.items()}
+        lookup.update({k: k for k in EVENT_TYPES})
+        lowered = {k.lower(): v for k, v in lookup.items()}
+        mapped = raw_types.map(lookup)
+        mapped = mapped.fillna(raw_types.str.lower().map(lowered))
+        out["event_type"] = mapped
+        rules.check(
+            "unknown_event_type", mapped.isna(), raw_types,
+            "map them in data.events.event_types: {<your name>: <canonical type>}",
+        )
+    else:
+        out["event_type"] = mapping.default_event_type
+        tr.notes.append(f"no event_type column: every row is a {mapping.default_event_type!r} event")
+
+    numeric_bad = pd.Series(False, index=df.index)
+    bad_text = pd.Series("", index=df.index, dtype="str")
+    for col in [c for c in column_names("events") if c in NUMERIC and c in df.columns]:
+        nums, bad = parse_numbers(df[col])
+        out[col] = nums
+        bad_text = bad_text.where(~bad | numeric_bad, col + "=" + df[col].astype("str"))
+        numeric_bad |= bad
+    rules.check("unparseable_number", numeric_bad, bad_text)
+
+    if "revenue" not in out.columns and {"unit_price", "quantity"} <= set(out.columns):
+        out["revenue"] = out["unit_price"] * out["quantity"]
+        tr.notes.append("revenue derived as unit_price x quantity")
+    if mapping.negative_quantity_as_return:
+        neg = (out["event_type"] == "purchase") & (
+            out.get("quantity", pd.Series(0.0, index=out.index)).lt(0)
+            | out.get("revenue", pd.Series(0.0, index=out.index)).lt(0)
+        )
+        if neg.any():
+            out.loc[neg, "event_type"] = "return"
+            for col in ("quantity", "revenue"):
+                if col in out.columns:
+                    out.loc[neg, col] = out.loc[neg, col].abs()
+            tr.notes.append(f"{int(neg.sum()):,} purchase row(s) with negative amounts read as returns")
+    negative = pd.Series(False, index=df.index)
+    shown = pd.Series("", index=df.index, dtype="str")
+    for col in ("revenue", "quantity"):
+        if col in out.columns:
+            is_neg = out[col].lt(0)
+            shown = shown.where(~is_neg | negative, col + "=" + out[col].astype("str"))
+            negative |= is_neg
+    rules.check(
+        "negative_value", negative, shown,
+        "for cancellations or credit notes set data.events.negative_quantity_as_return: true",
+    )
+
+    now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+    rules.check(
+        "future_event", out["timestamp"] > now_ts, out["timestamp"].astype("str"),
+        "set run.reference_time to the export time, or check the timezone (data.timezone)",
+    )
+
+    for col in column_names("events"):
+        if col in df.columns and col not in out.columns and col != "unit_price":
+            text = df[col].astype("str").str.strip().where(df[col].notna(), None)
+            out[col] = text.where(text != "", None)
+    out = out[[c for c in column_names("events") if c in out.columns and c != "unit_price"]]
+    keep = ~rules.bad
+    dup = out.duplicated(keep="first") & keep
+    rules.check("duplicate_event", dup, out["customer_id"].astype("str") + " @ " + out["timestamp"].astype("str"))
+    return out[~rules.bad]
+
+
+def _validate_side(df: pd.DataFrame, table: str, cfg: DataConfig, policies: ValidationConfig,
+                   tr: TableReport, errors: list[str]) -> pd.DataFrame:
+    key = "customer_id" if table == "customers" else "product_id"
+    out = df.copy()
+    rules = _RowRules(tr, policies, errors)
+    out[key] = normalise_ids(df[key])
+    rules.check("null_key", out[key].isna(), df[key].astype("str"), f"every {table} row needs a {key}")
+    for col in [c.name for c in TABLE_COLUMNS[table] if c.name != key and c.name in df.columns]:
+        spec = next(c for c in TABLE_COLUMNS[table] if c.name == col)
+        if spec.dtype == "timestamp":
+            parsed = parse_timestamps(df[col], cfg.timezone, cfg.timestamp_format)
+            unreadable = parsed.isna() & df[col].notna() & (df[col].astype("str").str.strip() != "")
+            if unreadable.any():
+                tr.notes.append(f"{int(unreadable.sum()):,} unreadable {col} value(s) left empty")
+            out[col] = parsed
+        elif spec.dtype == "float":
+            nums, bad = parse_numbers(df[col])
+            if bad.any():
+                tr.notes.append(f"{int(bad.sum()):,} non-numeric {col} value(s) left empty")
+            out[col] = nums
+        else:
+            text = df[col].astype("str").str.strip().where(df[col].notna(), None)
+            out[col] = text.where(text != "", None)
+    dup = out[key].duplicated(keep="first") & out[key].notna()
+    rules.check("duplicate_key", dup, out[key].astype("str"), f"make {key} unique in the {table} table")
+    return out[~rules.bad]
+
+
+def validate_table(raw: pd.DataFrame, table: str, source: str, params: Params, report: ValidationReport) -> pd.DataFrame | None:
+    """Maps and validates one raw table; records counts and errors in the report."""
+    cfg, policies = params.data, params.validation
+    tr = report.tables.setdefault(table, TableReport(table, source))
+    tr.rows_in = len(raw)
+    if len(raw) == 0:
+        report.errors.append(f"{table}: the input {source} has no rows")
+        return None
+    mapping: TableMapping = getattr(cfg, table)
+    df = map_columns(raw.reset_index(drop=True), table, mapping, report)
+    if df is None:
+        return None
+    if table == "events":
+        out = _validate_events(df, mapping, cfg, policies, params.run.now(), tr, report.errors)
+    else:
+        out = _validate_side(df, table, cfg, policies, tr, report.errors)
+    tr.rows_out = len(out)
+    if tr.rows_in and tr.dropped / tr.rows_in > policies.max_dropped_share:
+        report.errors.append(
+            f"{table}: {tr.dropped:,} of {tr.rows_in:,} rows ({tr.dropped / tr.rows_in:.0%}) would be dropped, "
+            f"more than validation.max_dropped_share={policies.max_dropped_share}; check the column and event-type mapping"
+        )
+    elif tr.rows_out == 0:
+        report.errors.append(f"{table}: no valid rows remain after validation")
+    return out.reset_index(drop=True)
+
+
+def _fill_from_catalog(events: pd.DataFrame, catalog: pd.DataFrame | None) -> pd.DataFrame:
+    """Fills an event's missing category from the catalog through product_id."""
+    if catalog is None or "product_id" not in events.columns or "category" not in catalog.columns:
+        return events
+    lookup = catalog.set_index("product_id")["category"]
+    from_catalog = events["product_id"].map(lookup)
+    out = events.copy()
+    out["category"] = out["category"].fillna(from_catalog) if "category" in out.columns else from_catalog
+    return out
+
+
+def load_dataset(path: str | None, params: Params, raise_on_error: bool = True) -> Dataset:
+    """Reads, maps and validates every table; raises DataValidationError when the policy says fail."""
+    report = ValidationReport()
+    if path is None and params.data.path is None and not any(
+        getattr(params.data, t).path for t in TABLES
+    ):
+        path = str(ensure_demo(params))
+    sources = resolve_sources(path or params.data.path, params.data)
+    frames: dict[str, pd.DataFrame | None] = {}
+    for table, src in sources.items():
+        if src is None:
+            frames[table] = None
+            continue
+        frames[table] = validate_table(read_source(src, params.data), table, src.describe(), params, report)
+    if raise_on_error and not report.ok:
+        raise DataValidationError(report)
+    events = frames["events"] if frames["events"] is not None else pd.DataFrame(columns=required_columns("events"))
+    events = _fill_from_catalog(events, frames["catalog"])
+    events = events.sort_values(["timestamp", "customer_id"], kind="stable").reset_index(drop=True)
+    return Dataset(events, frames["customers"], frames["catalog"], report,
+                   {t: s.describe() for t, s in sources.items() if s is not None})
+
+
+# --------------------------------------------------------------------------- demo data
+
+
+def cache_dir() -> Path:
+    """Returns where generated demo data is cached (PIPELINE_CACHE_DIR, else ~/.cache/behavioural-segmentation)."""
+    return Path(os.environ.get("PIPELINE_CACHE_DIR") or Path.home() / ".cache" / "behavioural-segmentation")
+
+
+def ensure_demo(params: Params) -> Path:
+    """Returns the folder of the demo data, simulating it once when it is not cached yet."""
+    from pipeline.simulate import SimulateConfig, simulate, write_simulation
+
+    demo = params.data.demo
+    folder = cache_dir() / f"demo-c{demo.customers}-d{demo.days}-s{demo.seed}"
+    marker = folder / ".complete"
+    if not marker.is_file():
+        sim = simulate(SimulateConfig(customers=demo.customers, days=demo.days, seed=demo.seed))
+        write_simulation(sim, folder)
+        marker.write_text("ok\n")
+    return folder

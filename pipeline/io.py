@@ -1,0 +1,38 @@
+"""Atomic file output: write to a temporary file in the target folder, then rename over the target.
+
+A crash or a full disk mid-write leaves the previous file intact, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+
+def write_atomic(path: Path, writer: Callable[[Path], None]) -> Path:
+    """Calls writer(tmp_path) on a temporary file next to `path`, then renames it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
+    """Writes a frame as Parquet atomically (index not stored: reset it first to keep it)."""
+    return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_text_atomic(text: str, path: Path) -> Path:
+    """Writes UTF-8 text atomically."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -1,0 +1,134 @@
+"""MLflow wiring: where runs go, flat params and metrics, artifacts, and the model registry aliases.
+
+Only pipeline/ talks to MLflow. Runs are opened explicitly (no autologging side effects). The
+tracking store is MLFLOW_TRACKING_URI when set, else tracking.uri in params, else MLflow's
+default (a sqlite file mlflow.db in the working directory).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
+_BAD_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+class TrackingConfig(BaseModel):
+    """Where runs and models go (params.yaml: tracking)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str | None = Field(
+        None,
+        description="MLflow tracking URI, e.g. http://mlflow:5000 or sqlite:///mlflow.db. Empty: "
+        "MLFLOW_TRACKING_URI if set, else mlflow.db in the working directory.",
+    )
+    train_experiment: str = Field("segmentation-train", description="Experiment of training runs.")
+    score_experiment: str = Field("segmentation-score", description="Experiment of scoring runs.")
+    model_name: str = Field("behavioural-segmentation", description="Registered model name of the trained bundle.")
+    promote: bool = Field(
+        True,
+        description="After training, move the champion alias to the new version when it is at least as good "
+        "as the current champion on the out-of-time purchase and churn ROC-AUC (or when there is no champion).",
+    )
+
+
+def configure(config: TrackingConfig) -> str:
+    """Points MLflow at the configured store and returns its URI."""
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or config.uri
+    if uri:
+        mlflow.set_tracking_uri(uri)
+    return mlflow.get_tracking_uri()
+
+
+@contextmanager
+def run(experiment: str, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
+    """Opens an MLflow run in an experiment (created when missing) and closes it, failed or not."""
+    import mlflow
+
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name, tags=dict(tags or {})) as active:
+        yield active
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Returns a nested mapping as {'a.b.c': value} (lists and empty mappings kept as values)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def metric_name(name: str) -> str:
+    """Returns a name MLflow accepts (letters, digits, _ - . / and spaces)."""
+    return _BAD_NAME.sub("_", name)
+
+
+def log_params(params: BaseModel | Mapping[str, Any]) -> None:
+    """Logs a nested config as flat params (values longer than MLflow's limit are cut, marked with ...)."""
+    import mlflow
+
+    tree = params.model_dump(mode="json") if isinstance(params, BaseModel) else params
+    flat = {}
+    for key, value in flatten(tree).items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        flat[key] = text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+    items = list(flat.items())
+    for start in range(0, len(items), 100):  # MLflow's batch limit
+        mlflow.log_params(dict(items[start:start + 100]))
+
+
+def log_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Logs the finite numbers of a nested mapping as metrics; returns what was logged."""
+    import mlflow
+
+    flat = {}
+    for key, value in flatten(metrics, prefix).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(float(value)):
+            flat[metric_name(key)] = float(value)
+    if flat:
+        mlflow.log_metrics(flat)
+    return flat
+
+
+def log_frame(frame: pd.DataFrame, artifact_file: str) -> None:
+    """Logs a table as a CSV artifact (index kept) under the run's artifacts."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        frame.to_csv(path)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
+
+def log_json(payload: Any, artifact_file: str) -> None:
+    """Logs a JSON-serialisable object as an artifact."""
+    import mlflow
+
+    mlflow.log_text(json.dumps(payload, indent=2, default=str, sort_keys=True), artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    """Logs text as an artifact."""
+    import mlflow
+
+    mlflow.log_text(text, artifact_file)
