@@ -1,0 +1,1 @@
+"""Models built on the feature frame: personas, propensity, journey stage, rule segments, explanations."""
