@@ -123,9 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Adds the commands of later stages that live in their own modules."""
-    from pipeline import featurize
+    from pipeline import featurize, train
 
     featurize.register_command(sub, _common, COMMANDS)
+    train.register_command(sub, _common, COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from features.config import FeaturesConfig
 from features.labels import LabelsConfig
 from features.schema import EVENT_TYPES, TABLE_COLUMNS
+from models.journey import JourneyModelConfig
+from models.personas import PersonasConfig
+from models.propensity import PropensityConfig
+from models.segments import SegmentsConfig
 from pipeline.simulate import SimulateConfig
+from pipeline.tracking import TrackingConfig
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
@@ -201,6 +206,23 @@ class ValidationConfig(_Section):
     )
 
 
+class ModelsConfig(_Section):
+    """Settings of each model trained by `pipeline train`."""
+
+    personas: PersonasConfig = Field(default_factory=PersonasConfig, description="Persona clustering and naming.")
+    propensity: PropensityConfig = Field(
+        default_factory=PropensityConfig, description="Purchase and churn propensity: tuning, calibration, buckets, eligibility."
+    )
+    journey: JourneyModelConfig = Field(default_factory=JourneyModelConfig, description="Journey-stage classifier.")
+    segments: SegmentsConfig = Field(default_factory=SegmentsConfig, description="Rule segments and their thresholds.")
+    stage_labels: str | None = Field(
+        None,
+        description="Stage labels to learn journey weights from: a CSV/Parquet file with customer_id, as_of, stage "
+        "(e.g. from a CRM) or stage intervals customer_id, stage, start, end. Empty: a truth_stages.parquet next "
+        "to the data (the demo's ground truth) if present, else the weight matrix in journey.weights.",
+    )
+
+
 class Params(_Section):
     run: RunConfig = Field(default_factory=RunConfig, description="Run-wide settings.")
     data: DataConfig = Field(default_factory=DataConfig, description="Inputs and their mapping onto the data contract.")
@@ -208,6 +230,8 @@ class Params(_Section):
     simulate: SimulateConfig = Field(default_factory=SimulateConfig, description="Defaults of `pipeline simulate`.")
     features: FeaturesConfig = Field(default_factory=FeaturesConfig, description="Feature families and windows.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Training labels and snapshots.")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="Model settings.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking and registry.")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -77,7 +77,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def metric_name(name: str) -> str:
-    """Returns a name MLflow accepts (letters, digits, _ - . / and spaces)."""
+    """Returns a metric or param name MLflow accepts (letters, digits, _ - . / and spaces; others become _)."""
     return _BAD_NAME.sub("_", name)
 
 
@@ -89,7 +89,7 @@ def log_params(params: BaseModel | Mapping[str, Any]) -> None:
     flat = {}
     for key, value in flatten(tree).items():
         text = value if isinstance(value, str) else json.dumps(value, default=str)
-        flat[key] = text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+        flat[metric_name(key)] = text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
     items = list(flat.items())
     for start in range(0, len(items), 100):  # MLflow's batch limit
         mlflow.log_params(dict(items[start:start + 100]))
@@ -132,3 +132,82 @@ def log_text(text: str, artifact_file: str) -> None:
     import mlflow
 
     mlflow.log_text(text, artifact_file)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _pyfunc_class() -> type:
+    """Returns the MLflow pyfunc wrapper of a bundle (defined lazily so importing this module stays light)."""
+    import mlflow.pyfunc
+
+    class SegmentationPyfunc(mlflow.pyfunc.PythonModel):
+        """Scores a feature frame (index or column customer_id) with the wrapped SegmentationBundle."""
+
+        def __init__(self, bundle: Any):
+            self.bundle = bundle
+
+        def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+            frame = model_input.set_index("customer_id") if "customer_id" in model_input.columns else model_input
+            reasons = int((params or {}).get("reasons", 3))
+            return self.bundle.score(frame, reasons=reasons).reset_index()
+
+    return SegmentationPyfunc
+
+
+def register_bundle(bundle: Any, model_name: str, alias: str = "candidate") -> str:
+    """Logs the bundle as a pyfunc model in the active run, registers a new version, and sets the alias."""
+    import mlflow
+
+    info = mlflow.pyfunc.log_model(name="segmentation", python_model=_pyfunc_class()(bundle),
+                                   registered_model_name=model_name)
+    version = str(info.registered_model_version)
+    mlflow.MlflowClient().set_registered_model_alias(model_name, alias, version)
+    return version
+
+
+def resolve_version(model_name: str, ref: str) -> str:
+    """Returns the version number an alias (champion, candidate) or a version string points at."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        if ref.isdigit():
+            return str(client.get_model_version(model_name, ref).version)
+        return str(client.get_model_version_by_alias(model_name, ref).version)
+    except MlflowException as exc:
+        raise LookupError(
+            f"no model {model_name!r} {'version' if ref.isdigit() else 'alias'} {ref!r} in the registry at "
+            f"{mlflow.get_tracking_uri()}; run `python -m pipeline train` first or pick another --model"
+        ) from exc
+
+
+def load_bundle(model_name: str, ref: str = "champion") -> Any:
+    """Loads the SegmentationBundle of a registered version (alias or number); LookupError when absent."""
+    import mlflow
+
+    version = resolve_version(model_name, ref)
+    model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    bundle = model.unwrap_python_model().bundle
+    bundle.metadata = {**bundle.metadata, "model_name": model_name, "model_version": version}
+    return bundle
+
+
+def promote_if_better(config: TrackingConfig, version: str, metrics: Mapping[str, float]) -> bool:
+    """Moves `champion` to the new version when it is at least as good on out-of-time ROC-AUC (or there is none)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        champion = resolve_version(config.model_name, "champion")
+    except LookupError:
+        champion = None
+    if champion is not None:
+        run_id = client.get_model_version(config.model_name, champion).run_id
+        old = client.get_run(run_id).data.metrics if run_id else {}
+        for key in ("purchase.test.roc_auc", "churn.test.roc_auc"):
+            if key in old and key in metrics and metrics[key] < old[key]:
+                return False
+    client.set_registered_model_alias(config.model_name, "champion", version)
+    return True

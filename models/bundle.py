@@ -1,0 +1,92 @@
+"""The trained bundle: every fitted model plus the settings scoring needs, turning features into scores.
+
+One bundle is one registered model version, so a score always comes from models trained together
+on the same data, with the feature settings they were trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.config import FeaturesConfig
+from features.schema import JOURNEY_STAGES
+from models.explain import Explainer
+from models.journey import JourneyStageClassifier, RuleStageScorer, decayed_columns, predict_stages
+from models.personas import PersonaModel
+from models.propensity import PropensityConfig, PropensityModel, score
+from models.segments import SegmentsConfig, assign_segments
+
+TARGETS: dict[str, str] = {"purchase": "purchase likelihood", "churn": "churn risk"}
+
+
+@dataclass
+class SegmentationBundle:
+    """Fitted models of one training run and the settings to apply them consistently.
+
+    `reference` holds each propensity model's out-of-time test probabilities, so percentiles of a
+    scored customer are on the training population's scale whatever the size of the scored chunk.
+    """
+
+    features_config: FeaturesConfig
+    propensity_config: PropensityConfig
+    segments_config: SegmentsConfig
+    personas: PersonaModel | None
+    propensity: dict[str, PropensityModel]
+    journey: JourneyStageClassifier | RuleStageScorer | None
+    reference: dict[str, np.ndarray]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    _explainers: dict[str, Explainer] = field(default_factory=dict, repr=False)
+
+    def explainer(self, target: str) -> Explainer:
+        """Returns the SHAP explainer of one propensity model, built once."""
+        if target not in self._explainers:
+            self._explainers[target] = Explainer(self.propensity[target], outcome=TARGETS[target])
+        return self._explainers[target]
+
+    def score(
+        self,
+        features: pd.DataFrame,
+        customers: pd.DataFrame | None = None,
+        cutoff: pd.Timestamp | None = None,
+        reasons: int = 3,
+    ) -> pd.DataFrame:
+        """Scores a feature frame (index customer_id): persona, propensities, stage, segments, reasons.
+
+        `reasons` is the number of reason codes per propensity model (0 for none, which is much
+        faster). Columns a model cannot fill (e.g. journey stage on transactions-only data) are
+        left out rather than filled with invented values.
+        """
+        out = pd.DataFrame(index=features.index)
+        if cutoff is not None:
+            out["cutoff"] = pd.Timestamp(cutoff)
+        if self.personas is not None:
+            out["persona"] = self.personas.predict(features)
+            out["persona_confidence"] = self.personas.confidence(features).to_numpy()
+        churn_probability = None
+        for target, model in self.propensity.items():
+            scored = score(model, features, self.propensity_config, reference=self.reference.get(target))
+            out[f"{target}_probability"] = scored["probability"].to_numpy()
+            out[f"{target}_percentile"] = scored["percentile"].to_numpy()
+            out[f"{target}_bucket"] = scored["bucket"].to_numpy()
+            if target == "churn":
+                churn_probability = scored["probability"]
+        if self.journey is not None and decayed_columns(features):
+            stages = predict_stages(self.journey, features)
+            out["journey_stage"] = stages["stage"].to_numpy()
+            out["journey_stage_confidence"] = stages["stage_confidence"].to_numpy()
+            for stage in JOURNEY_STAGES:
+                out[f"journey_prob_{stage}"] = stages[f"prob_{stage}"].to_numpy()
+        segments = assign_segments(features, self.segments_config, customers=customers,
+                                   churn_probability=churn_probability, cutoff=cutoff)
+        for column in segments.frame.columns:
+            out[column] = segments.frame[column].astype("str").where(segments.frame[column].notna(), None).to_numpy()
+        if reasons > 0:
+            for target in self.propensity:
+                codes = self.explainer(target).reason_codes(features, k=reasons)
+                codes = codes.add_prefix(f"{target}_")
+                out = out.join(codes)
+        return out

@@ -1,0 +1,336 @@
+"""`python -m pipeline train`: snapshots -> features and labels -> every model -> one MLflow run and model version.
+
+The run records what was trained on what: effective params, input digest and validation counts,
+out-of-time metrics (overall, per persona, per journey stage), persona profiles, SHAP importance,
+the journey model against the last-event heuristic, segment sizes, and the bundle registered as a
+new version with the alias `candidate` (and `champion` when it is at least as good).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from features.build import build_features
+from features.labels import LABEL_COLUMNS, make_training_frame, snapshot_cutoffs
+from features.schema import JOURNEY_STAGES
+from models.bundle import TARGETS, SegmentationBundle
+from models.journey import JourneyResult, decayed_columns, fit_journey_model, predict_stages
+from models.personas import PersonaModel, bootstrap_stability, persona_profiles
+from models.propensity import (
+    NotEligibleError,
+    PropensityResult,
+    calibration_curve_table,
+    check_eligibility,
+    evaluate_by_group,
+    gains_table,
+    tune_and_fit,
+)
+from models.segments import assign_segments
+from pipeline import tracking
+from pipeline.config import Params
+from pipeline.data import Dataset, load_dataset, read_source, resolve_sources
+from pipeline.engine import connect, register
+
+log = logging.getLogger(__name__)
+CUTOFF = "cutoff"
+
+
+@dataclass
+class TrainOutcome:
+    """What a training run produced (also what the CLI prints)."""
+
+    run_id: str
+    model_version: str | None
+    promoted: bool
+    metrics: dict[str, float]
+    bundle: SegmentationBundle
+    artifacts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def data_digest(events: pd.DataFrame) -> str:
+    """Returns a sha256 over the canonical events (order-independent), naming exactly what was trained on."""
+    row_hashes = pd.util.hash_pandas_object(events, index=False).to_numpy()
+    return hashlib.sha256(np.sort(row_hashes).tobytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- stage labels
+
+
+def find_stage_labels(data_path: str | None, params: Params, demo_folder: str | None) -> str | None:
+    """Returns the stage-labels file to learn from: params, else the data folder's truth_stages.parquet."""
+    if params.models.stage_labels:
+        return params.models.stage_labels
+    for folder in (data_path, demo_folder):
+        if folder and Path(folder).is_dir() and (Path(folder) / "truth_stages.parquet").is_file():
+            return str(Path(folder) / "truth_stages.parquet")
+    return None
+
+
+def stage_labels_at(path: str, cutoffs: list[pd.Timestamp], params: Params) -> pd.Series:
+    """Reads stage labels and returns the stage per (customer_id, as_of) on the day before each cutoff.
+
+    Accepts snapshot labels (customer_id, as_of, stage) or intervals (customer_id, stage, start,
+    end exclusive). Stages must be canonical journey stages; others are an error naming them.
+    """
+    src = resolve_sources(path, params.data)["events"]
+    raw = read_source(src, params.data)
+    raw["customer_id"] = raw["customer_id"].astype("str")
+    unknown = sorted(set(raw["stage"].dropna().astype("str")) - set(JOURNEY_STAGES))
+    if unknown:
+        raise ValueError(f"stage labels {path}: unknown stage(s) {unknown}; allowed: {list(JOURNEY_STAGES)}")
+    parts = []
+    for cutoff in cutoffs:
+        day = (cutoff - pd.Timedelta(days=1)).tz_localize(None).normalize()
+        if {"start", "end"} <= set(raw.columns):
+            start = pd.to_datetime(raw["start"]).dt.tz_localize(None)
+            end = pd.to_datetime(raw["end"]).dt.tz_localize(None)
+            rows = raw[(start <= day) & (day < end)]
+        elif "as_of" in raw.columns:
+            rows = raw[pd.to_datetime(raw["as_of"]).dt.tz_localize(None).dt.normalize() == day]
+        else:
+            raise ValueError(
+                f"stage labels {path}: need columns customer_id, as_of, stage or customer_id, stage, start, end; "
+                f"found {list(raw.columns)}"
+            )
+        parts.append(pd.DataFrame({"customer_id": rows["customer_id"], "as_of": cutoff, "stage": rows["stage"]}))
+    labels = pd.concat(parts).drop_duplicates(["customer_id", "as_of"])
+    return labels.set_index(["customer_id", "as_of"])["stage"]
+
+
+# --------------------------------------------------------------------------- training steps
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Returns the model inputs of a training frame: every feature column, no label or key."""
+    return [c for c in frame.columns if c not in LABEL_COLUMNS and c != CUTOFF]
+
+
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    cutoffs = frame.index.get_level_values(CUTOFF)
+    return frame[cutoffs == cutoffs.max()].droplevel(CUTOFF)
+
+
+def train_personas(latest: pd.DataFrame, params: Params, previous: PersonaModel | None) -> tuple[PersonaModel | None, dict[str, Any]]:
+    """Fits personas on the latest snapshot; returns the model and its summary (or the reason it was skipped)."""
+    try:
+        model = PersonaModel.from_config(params.models.personas, random_state=params.run.seed)
+        model.fit(latest, previous=previous)
+    except ValueError as exc:  # no persona feature present (e.g. transactions-only data)
+        log.info("personas skipped: %s", exc)
+        return None, {"skipped": str(exc)}
+    stability = bootstrap_stability(model, latest, seed=params.run.seed)
+    return model, {"k": model.k_, "stability_ari": stability, "names": sorted(set(model.names_.values()))}
+
+
+def train_journey(frame: pd.DataFrame, labels: pd.Series | None, params: Params) -> JourneyResult | None:
+    """Fits the journey-stage model on every snapshot's decayed counts, with stage labels when there are any."""
+    columns = decayed_columns(frame)
+    if not columns:
+        return None
+    X = frame[columns + [c for c in ["journey__last_event_type"] if c in frame.columns]].rename_axis(["customer_id", "as_of"])
+    y = labels.reindex(X.index) if labels is not None else None
+    return fit_journey_model(X, y, params.models.journey, seed=params.run.seed)
+
+
+def _group_metrics(result: PropensityResult, groups: dict[str, pd.Series], params: Params) -> dict[str, pd.DataFrame]:
+    preds = result.test_predictions
+    out = {}
+    for name, series in groups.items():
+        aligned = series.reindex(preds.index.get_level_values(0)).to_numpy()
+        out[name] = evaluate_by_group(preds[result.target].to_numpy(), preds["probability"].to_numpy(),
+                                      pd.Series(aligned, index=preds.index), params.models.propensity)
+    return out
+
+
+def train(params: Params, data_path: str | None = None) -> TrainOutcome:
+    """Runs the whole training job and records it in MLflow; returns what it produced."""
+    started = time.perf_counter()
+    dataset: Dataset = load_dataset(data_path, params)
+    events = dataset.events
+    first, last = events["timestamp"].min(), events["timestamp"].max()
+    history_days = (last - first).total_seconds() / 86400
+    cutoffs = snapshot_cutoffs(last, params.labels)
+    log.info("training on %s events of %s customers; snapshots %s", f"{len(events):,}",
+             f"{events['customer_id'].nunique():,}", [str(c.date()) for c in cutoffs])
+
+    con = connect(params.run.engine, params.run.spark_master)
+    ev = register(con, "events", events)
+    cu = register(con, "customers", dataset.customers) if dataset.customers is not None else None
+    ca = register(con, "catalog", dataset.catalog) if dataset.catalog is not None else None
+    frame = make_training_frame(ev, cutoffs, params.features, params.labels, customers=cu, catalog=ca)
+    skipped = build_features(ev, cutoffs[-1], params.features, customers=cu, catalog=ca).skipped
+    for family, reason in skipped.items():
+        log.info("feature family %s skipped: %s", family, reason)
+    inputs = feature_columns(frame)
+
+    previous = _champion_bundle(params)
+    latest_all = _latest(frame)
+    latest = latest_all[inputs]
+    persona_model, persona_summary = train_personas(
+        latest, params, previous.personas if previous is not None else None)
+
+    demo_folder = None if (data_path or params.data.path) else dataset.sources.get("events", "").rsplit("/", 1)[0]
+    labels_path = find_stage_labels(data_path or params.data.path, params, demo_folder)
+    stage_labels = stage_labels_at(labels_path, cutoffs, params) if labels_path else None
+    journey = train_journey(frame, stage_labels, params)
+
+    results: dict[str, PropensityResult] = {}
+    not_eligible: dict[str, str] = {}
+    for target in TARGETS:
+        try:
+            check_eligibility(frame[target].dropna().astype(float), history_days, len(cutoffs),
+                              params.models.propensity, target)
+            results[target] = tune_and_fit(frame, target, inputs, params.models.propensity, params.run.seed)
+        except NotEligibleError as exc:
+            not_eligible[target] = str(exc)
+            log.warning("%s model not trained: %s", target, exc)
+    if not results:
+        raise NotEligibleError("purchase and churn", [f"{t}: {m}" for t, m in not_eligible.items()])
+
+    bundle = SegmentationBundle(
+        features_config=params.features,
+        propensity_config=params.models.propensity,
+        segments_config=params.models.segments,
+        personas=persona_model,
+        propensity={t: r.model for t, r in results.items()},
+        journey=journey.model if journey is not None else None,
+        reference={t: np.sort(r.test_predictions["probability"].to_numpy()) for t, r in results.items()},
+        metadata={"data_digest": data_digest(events), "cutoffs": [str(c) for c in cutoffs],
+                  "first_event": str(first), "last_event": str(last), "feature_columns": inputs},
+    )
+
+    # Out-of-time evaluation slices: persona and journey stage at the test snapshot.
+    test_cutoff = max(cutoffs)
+    test_features = latest
+    groups: dict[str, pd.Series] = {}
+    if persona_model is not None:
+        groups["persona"] = pd.Series(persona_model.predict(test_features), index=test_features.index)
+    if journey is not None:
+        groups["journey_stage"] = predict_stages(journey.model, test_features)["stage"]
+    segments = assign_segments(test_features, params.models.segments, customers=dataset.customers,
+                               cutoff=test_cutoff)
+
+    metrics: dict[str, Any] = {"data": {"events": len(events), "customers": int(events["customer_id"].nunique()),
+                                        "history_days": history_days, "snapshots": len(cutoffs),
+                                        "training_rows": len(frame), "features": len(inputs)},
+                               "validation": dataset.report.counts()}
+    artifacts: dict[str, pd.DataFrame] = {}
+    for target, result in results.items():
+        metrics[target] = {"test": result.metrics, "validation": result.validation_metrics,
+                           "trials": result.n_trials_done}
+        preds = result.test_predictions
+        artifacts[f"{target}/gains.csv"] = gains_table(preds[target], preds["probability"])
+        artifacts[f"{target}/calibration.csv"] = calibration_curve_table(preds[target], preds["probability"])
+        artifacts[f"{target}/feature_importance.csv"] = result.feature_importances
+        test_X = test_features.loc[test_features.index.intersection(preds.index.get_level_values(0))]
+        sample = test_X.sample(min(len(test_X), 2000), random_state=params.run.seed) if len(test_X) else test_X
+        artifacts[f"{target}/shap_importance.csv"] = bundle.explainer(target).global_importance(sample)
+        for name, table in _group_metrics(result, groups, params).items():
+            artifacts[f"{target}/metrics_by_{name}.csv"] = table
+    if persona_model is not None:
+        outcomes = latest_all[["purchase", "churn"]]
+        revenue = test_features.get("value__revenue_365d")
+        artifacts["personas/profiles.csv"] = persona_profiles(persona_model, test_features, outcomes, revenue)
+    metrics["personas"] = persona_summary
+    if journey is not None:
+        metrics["journey"] = {"kind": journey.kind, "n_train": journey.n_train, "n_test": journey.n_test}
+        if journey.metrics is not None:
+            metrics["journey"]["model"] = {"accuracy": journey.metrics.accuracy, "macro_f1": journey.metrics.macro_f1}
+            metrics["journey"]["heuristic"] = {"accuracy": journey.heuristic_metrics.accuracy,
+                                               "macro_f1": journey.heuristic_metrics.macro_f1}
+            artifacts["journey/confusion_model.csv"] = journey.metrics.confusion
+            artifacts["journey/confusion_heuristic.csv"] = journey.heuristic_metrics.confusion
+        if hasattr(journey.model, "weights_"):
+            artifacts["journey/weights.csv"] = journey.model.weights_
+    segment_sizes = {col: segments.frame[col].value_counts().to_dict() for col in segments.frame.columns}
+    metrics["segments"] = segment_sizes
+    artifacts["segments/definitions.csv"] = segments.definitions
+    metrics["seconds"] = time.perf_counter() - started
+
+    run_id, version, promoted, logged = _record(params, dataset, bundle, metrics, artifacts,
+                                               {**{f"features.{k}": v for k, v in skipped.items()},
+                                                **{f"segments.{k}": v for k, v in segments.skipped.items()},
+                                                **{f"models.{k}": v for k, v in not_eligible.items()},
+                                                **({"models.personas": persona_summary["skipped"]}
+                                                   if "skipped" in persona_summary else {})})
+    return TrainOutcome(run_id, version, promoted, logged, bundle, artifacts,
+                        {**skipped, **not_eligible, **segments.skipped})
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+def _champion_bundle(params: Params) -> SegmentationBundle | None:
+    """Returns the current champion's bundle (for stable persona names), or None."""
+    tracking.configure(params.tracking)
+    try:
+        return tracking.load_bundle(params.tracking.model_name, "champion")
+    except LookupError:
+        return None
+
+
+def _record(params: Params, dataset: Dataset, bundle: SegmentationBundle, metrics: dict[str, Any],
+            artifacts: dict[str, pd.DataFrame], skipped: dict[str, str]) -> tuple[str, str | None, bool, dict[str, float]]:
+    from pipeline.config import params_to_yaml
+
+    tracking.configure(params.tracking)
+    tags = {"data_digest": bundle.metadata["data_digest"], "data_source": ", ".join(dataset.sources.values())}
+    with tracking.run(params.tracking.train_experiment, run_name=f"train-{bundle.metadata['cutoffs'][-1][:10]}",
+                      tags=tags) as active:
+        tracking.log_params(params)
+        logged = tracking.log_metrics(metrics)
+        tracking.log_text(params_to_yaml(params), "params.yaml")
+        tracking.log_text(dataset.report.to_text(), "validation_report.txt")
+        tracking.log_json({"skipped": skipped, "metadata": bundle.metadata, "metrics": metrics}, "summary.json")
+        for name, table in artifacts.items():
+            tracking.log_frame(table, name)
+        version = tracking.register_bundle(bundle, params.tracking.model_name)
+        promoted = tracking.promote_if_better(params.tracking, version, logged) if params.tracking.promote else False
+        return active.info.run_id, version, promoted, logged
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pipeline.cli import _load
+
+    params = _load(args)
+    outcome = train(params, args.data)
+    m = outcome.metrics
+    print(f"MLflow run {outcome.run_id}: model {params.tracking.model_name} version {outcome.model_version}"
+          f" ({'champion' if outcome.promoted else 'candidate'})")
+    for target in TARGETS:
+        if f"{target}.test.roc_auc" in m:
+            print(f"  {target:<8} out-of-time ROC-AUC {m[f'{target}.test.roc_auc']:.3f}  "
+                  f"PR-AUC {m[f'{target}.test.pr_auc']:.3f}  Brier {m[f'{target}.test.brier']:.4f}  "
+                  f"top-decile lift {m[f'{target}.test.top_decile_lift']:.2f}")
+    if "journey.model.accuracy" in m:
+        print(f"  journey  accuracy {m['journey.model.accuracy']:.3f} (last-event heuristic "
+              f"{m['journey.heuristic.accuracy']:.3f}), macro-F1 {m['journey.model.macro_f1']:.3f} "
+              f"(heuristic {m['journey.heuristic.macro_f1']:.3f})")
+    if "personas.k" in m:
+        print(f"  personas k={int(m['personas.k'])}, bootstrap stability ARI {m['personas.stability_ari']:.2f}")
+    for key, reason in outcome.skipped.items():
+        print(f"  skipped {key}: {reason}")
+    print(f"  see it with: mlflow ui --backend-store-uri {tracking.configure(params.tracking)}")
+    return 0
+
+
+def register_command(sub: argparse._SubParsersAction, common: Callable[..., None],
+                     commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:
+    p = sub.add_parser(
+        "train", help="train personas, propensity, journey and segment models; record an MLflow run",
+        description="Build features and labels at several snapshot cutoffs, train every model, evaluate out of "
+        "time on the latest complete snapshot, and register the bundle in MLflow (alias candidate; champion "
+        "when at least as good as the current one).",
+    )
+    common(p)
+    commands["train"] = cmd_train
