@@ -39,8 +39,15 @@ class TrackingConfig(BaseModel):
     model_name: str = Field("behavioural-segmentation", description="Registered model name of the trained bundle.")
     promote: bool = Field(
         True,
-        description="After training, move the champion alias to the new version when it is at least as good "
-        "as the current champion on the out-of-time purchase and churn ROC-AUC (or when there is no champion).",
+        description="After training, move the champion alias to the new version when it is not worse than the "
+        "current champion on the same out-of-time holdout (or when there is no champion).",
+    )
+    promotion_tolerance: float = Field(
+        0.005,
+        ge=0.0,
+        le=1.0,
+        description="How much lower the new version's out-of-time ROC-AUC (purchase and churn) may be than the "
+        "champion's on the same holdout and still be promoted (noise between retrains).",
     )
 
 
@@ -62,6 +69,45 @@ def run(experiment: str, run_name: str | None = None, tags: Mapping[str, str] | 
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name, tags=dict(tags or {})) as active:
         yield active
+
+
+@contextmanager
+def child_run(name: str) -> Iterator[Any]:
+    """Opens a run nested in the active one (one per model of a training run)."""
+    import mlflow
+
+    with mlflow.start_run(run_name=name, nested=True) as active:
+        yield active
+
+
+def set_tags(tags: Mapping[str, str]) -> None:
+    """Tags the active run."""
+    import mlflow
+
+    mlflow.set_tags(dict(tags))
+
+
+def log_dataset(events: pd.DataFrame, digest: str, source: str) -> None:
+    """Records the training events as the run's input dataset (name, digest, schema, row count, date range)."""
+    import mlflow
+    import mlflow.data
+
+    sample = events.head(1000)  # schema and profile only: the digest names the full data
+    dataset = mlflow.data.from_pandas(sample, source=source or "events", name="events", digest=digest[:16])
+    mlflow.log_input(dataset, context="training")
+    mlflow.log_params({"data.rows": len(events), "data.first_event": str(events["timestamp"].min()),
+                       "data.last_event": str(events["timestamp"].max())})
+
+
+def log_bytes(payload: bytes, artifact_file: str) -> None:
+    """Logs raw bytes (e.g. a PNG figure) as an artifact."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        path.write_bytes(payload)
+        parent = str(Path(artifact_file).parent)
+        mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -155,15 +201,23 @@ def _pyfunc_class() -> type:
     return SegmentationPyfunc
 
 
-def register_bundle(bundle: Any, model_name: str, alias: str = "candidate") -> str:
-    """Logs the bundle as a pyfunc model in the active run, registers a new version, and sets the alias."""
+def register_bundle(bundle: Any, model_name: str, alias: str = "candidate",
+                    input_example: pd.DataFrame | None = None) -> str:
+    """Logs the bundle as a pyfunc model (signature inferred from the input example), registers a version, sets the alias."""
     import mlflow
 
     info = mlflow.pyfunc.log_model(name="segmentation", python_model=_pyfunc_class()(bundle),
-                                   registered_model_name=model_name)
+                                   registered_model_name=model_name, input_example=input_example)
     version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias(model_name, alias, version)
+    set_alias(model_name, alias, version)
     return version
+
+
+def set_alias(model_name: str, alias: str, version: str) -> None:
+    """Points a registry alias (candidate, champion) at a version."""
+    import mlflow
+
+    mlflow.MlflowClient().set_registered_model_alias(model_name, alias, version)
 
 
 def resolve_version(model_name: str, ref: str) -> str:
@@ -194,20 +248,17 @@ def load_bundle(model_name: str, ref: str = "champion") -> Any:
     return bundle
 
 
-def promote_if_better(config: TrackingConfig, version: str, metrics: Mapping[str, float]) -> bool:
-    """Moves `champion` to the new version when it is at least as good on out-of-time ROC-AUC (or there is none)."""
-    import mlflow
+def should_promote(new: Mapping[str, float], champion: Mapping[str, float], tolerance: float) -> tuple[bool, str]:
+    """Decides promotion: not worse than the champion on the same holdout by more than `tolerance` ROC-AUC.
 
-    client = mlflow.MlflowClient()
-    try:
-        champion = resolve_version(config.model_name, "champion")
-    except LookupError:
-        champion = None
-    if champion is not None:
-        run_id = client.get_model_version(config.model_name, champion).run_id
-        old = client.get_run(run_id).data.metrics if run_id else {}
-        for key in ("purchase.test.roc_auc", "churn.test.roc_auc"):
-            if key in old and key in metrics and metrics[key] < old[key]:
-                return False
-    client.set_registered_model_alias(config.model_name, "champion", version)
-    return True
+    `champion` holds the champion's metrics on this run's holdout ({} when there is no champion, or
+    it can no longer score this data: then the new version is promoted).
+    """
+    if not champion:
+        return True, "promoted: no champion to compare with on this holdout"
+    for key in ("purchase.test.roc_auc", "churn.test.roc_auc"):
+        if key in champion and key in new and new[key] < champion[key] - tolerance:
+            return False, (f"kept the champion: {key} {new[key]:.4f} is below the champion's {champion[key]:.4f} "
+                           f"on the same holdout by more than tracking.promotion_tolerance={tolerance}")
+    shown = ", ".join(f"{k} {new.get(k, float('nan')):.4f} vs {v:.4f}" for k, v in champion.items())
+    return True, f"promoted: not worse than the champion on the same holdout ({shown})"

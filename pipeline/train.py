@@ -25,6 +25,7 @@ from features.schema import JOURNEY_STAGES
 from models.bundle import TARGETS, SegmentationBundle
 from models.journey import JourneyResult, decayed_columns, fit_journey_model, predict_stages
 from models.personas import PersonaModel, bootstrap_stability, persona_profiles
+from models.baselines import baseline_auc
 from models.propensity import (
     NotEligibleError,
     PropensityResult,
@@ -35,7 +36,7 @@ from models.propensity import (
     tune_and_fit,
 )
 from models.segments import assign_segments
-from pipeline import tracking
+from pipeline import plots, tracking
 from pipeline.config import Params
 from pipeline.data import Dataset, load_dataset, read_source, resolve_sources
 from pipeline.engine import connect, register
@@ -53,7 +54,7 @@ class TrainOutcome:
     promoted: bool
     metrics: dict[str, float]
     bundle: SegmentationBundle
-    artifacts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -163,6 +164,7 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
     log.info("training on %s events of %s customers; snapshots %s", f"{len(events):,}",
              f"{events['customer_id'].nunique():,}", [str(c.date()) for c in cutoffs])
 
+    log.info("[1/6] building features and labels at %d snapshots", len(cutoffs))
     con = connect(params.run.engine, params.run.spark_master)
     ev = register(con, "events", events)
     cu = register(con, "customers", dataset.customers) if dataset.customers is not None else None
@@ -173,17 +175,20 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
         log.info("feature family %s skipped: %s", family, reason)
     inputs = feature_columns(frame)
 
+    log.info("[2/6] personas")
     previous = _champion_bundle(params)
     latest_all = _latest(frame)
     latest = latest_all[inputs]
     persona_model, persona_summary = train_personas(
         latest, params, previous.personas if previous is not None else None)
 
+    log.info("[3/6] journey stages")
     demo_folder = None if (data_path or params.data.path) else dataset.sources.get("events", "").rsplit("/", 1)[0]
     labels_path = find_stage_labels(data_path or params.data.path, params, demo_folder)
     stage_labels = stage_labels_at(labels_path, cutoffs, params) if labels_path else None
     journey = train_journey(frame, stage_labels, params)
 
+    log.info("[4/6] purchase and churn propensity (%d Optuna trials each)", params.models.propensity.n_trials)
     results: dict[str, PropensityResult] = {}
     not_eligible: dict[str, str] = {}
     for target in TARGETS:
@@ -220,58 +225,127 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
     segments = assign_segments(test_features, params.models.segments, customers=dataset.customers,
                                cutoff=test_cutoff)
 
-    metrics: dict[str, Any] = {"data": {"events": len(events), "customers": int(events["customer_id"].nunique()),
-                                        "history_days": history_days, "snapshots": len(cutoffs),
-                                        "training_rows": len(frame), "features": len(inputs)},
-                               "validation": dataset.report.counts()}
-    artifacts: dict[str, pd.DataFrame] = {}
+    sections: dict[str, Section] = {}
+    data_section = Section({"events": len(events), "customers": int(events["customer_id"].nunique()),
+                            "history_days": history_days, "snapshots": len(cutoffs),
+                            "training_rows": len(frame), "features": len(inputs)})
+    sections["data"] = data_section
     for target, result in results.items():
-        metrics[target] = {"test": result.metrics, "validation": result.validation_metrics,
-                           "trials": result.n_trials_done}
-        preds = result.test_predictions
-        artifacts[f"{target}/gains.csv"] = gains_table(preds[target], preds["probability"])
-        artifacts[f"{target}/calibration.csv"] = calibration_curve_table(preds[target], preds["probability"])
-        artifacts[f"{target}/feature_importance.csv"] = result.feature_importances
-        test_X = test_features.loc[test_features.index.intersection(preds.index.get_level_values(0))]
-        sample = test_X.sample(min(len(test_X), 2000), random_state=params.run.seed) if len(test_X) else test_X
-        artifacts[f"{target}/shap_importance.csv"] = bundle.explainer(target).global_importance(sample)
-        for name, table in _group_metrics(result, groups, params).items():
-            artifacts[f"{target}/metrics_by_{name}.csv"] = table
-    if persona_model is not None:
-        outcomes = latest_all[["purchase", "churn"]]
-        revenue = test_features.get("value__revenue_365d")
-        artifacts["personas/profiles.csv"] = persona_profiles(persona_model, test_features, outcomes, revenue)
-    metrics["personas"] = persona_summary
+        log.info("[5/6] evaluating %s: metrics, baselines, SHAP", target)
+        sections[target] = _propensity_section(result, bundle, latest_all, groups, params)
+    sections["personas"] = _persona_section(persona_model, persona_summary, latest_all, test_features)
     if journey is not None:
-        metrics["journey"] = {"kind": journey.kind, "n_train": journey.n_train, "n_test": journey.n_test}
-        if journey.metrics is not None:
-            metrics["journey"]["model"] = {"accuracy": journey.metrics.accuracy, "macro_f1": journey.metrics.macro_f1}
-            metrics["journey"]["heuristic"] = {"accuracy": journey.heuristic_metrics.accuracy,
-                                               "macro_f1": journey.heuristic_metrics.macro_f1}
-            artifacts["journey/confusion_model.csv"] = journey.metrics.confusion
-            artifacts["journey/confusion_heuristic.csv"] = journey.heuristic_metrics.confusion
-        if hasattr(journey.model, "weights_"):
-            artifacts["journey/weights.csv"] = journey.model.weights_
-    segment_sizes = {col: segments.frame[col].value_counts().to_dict() for col in segments.frame.columns}
-    metrics["segments"] = segment_sizes
-    artifacts["segments/definitions.csv"] = segments.definitions
-    metrics["seconds"] = time.perf_counter() - started
+        sections["journey"] = _journey_section(journey)
+    sections["segments"] = Section(
+        {col: segments.frame[col].value_counts().to_dict() for col in segments.frame.columns},
+        {"definitions.csv": segments.definitions})
 
-    run_id, version, promoted, logged = _record(params, dataset, bundle, metrics, artifacts,
-                                               {**{f"features.{k}": v for k, v in skipped.items()},
-                                                **{f"segments.{k}": v for k, v in segments.skipped.items()},
-                                                **{f"models.{k}": v for k, v in not_eligible.items()},
-                                                **({"models.personas": persona_summary["skipped"]}
-                                                   if "skipped" in persona_summary else {})})
-    return TrainOutcome(run_id, version, promoted, logged, bundle, artifacts,
+    champion_metrics = _champion_on_holdout(previous, ev, cu, ca, test_cutoff, latest_all, params)
+    skipped_all = {**{f"features.{k}": v for k, v in skipped.items()},
+                   **{f"segments.{k}": v for k, v in segments.skipped.items()},
+                   **{f"models.{k}": v for k, v in not_eligible.items()},
+                   **({"models.personas": persona_summary["skipped"]} if "skipped" in persona_summary else {})}
+    log.info("[6/6] recording the run in MLflow")
+    run_id, version, promoted, logged = _record(params, dataset, bundle, sections, champion_metrics,
+                                               skipped_all, time.perf_counter() - started, test_features)
+    return TrainOutcome(run_id, version, promoted, logged, bundle,
+                        {f"{name}/{k}": v for name, sec in sections.items() for k, v in sec.tables.items()},
                         {**skipped, **not_eligible, **segments.skipped})
+
+
+@dataclass
+class Section:
+    """What one part of training reports: metrics, tables (CSV artifacts) and figures (PNG artifacts)."""
+
+    metrics: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+
+def _propensity_section(result: PropensityResult, bundle: SegmentationBundle, latest: pd.DataFrame,
+                        groups: dict[str, pd.Series], params: Params) -> Section:
+    target = result.target
+    preds = result.test_predictions
+    y, p = preds[target], preds["probability"]
+    features = latest[bundle.metadata["feature_columns"]]
+    metrics = {"test": result.metrics, "validation": result.validation_metrics, "trials": result.n_trials_done,
+               "baseline": {f"{name}_roc_auc": auc for name, auc in
+                            baseline_auc(features, latest[target].astype("Float64"), target).items()},
+               "calibration": result.calibration}
+    tables = {"gains.csv": gains_table(y, p), "calibration.csv": calibration_curve_table(y, p),
+              "feature_importance.csv": result.feature_importances}
+    customers = preds.index.get_level_values(0)
+    test_X = features.loc[features.index.intersection(customers)]
+    sample = test_X.sample(min(len(test_X), 2000), random_state=params.run.seed) if len(test_X) else test_X
+    explainer = bundle.explainer(target)
+    tables["shap_importance.csv"] = explainer.global_importance(sample)
+    for name, table in _group_metrics(result, groups, params).items():
+        tables[f"metrics_by_{name}.csv"] = table
+    figures = {
+        "calibration.png": plots.to_png(plots.calibration_plot(tables["calibration.csv"], f"{target}: calibration")),
+        "gains.png": plots.to_png(plots.gains_plot(tables["gains.csv"], f"{target}: lift and capture by decile")),
+        "shap_importance.png": plots.to_png(plots.importance_plot(tables["shap_importance.csv"],
+                                                                  f"{target}: what drives the score")),
+        "shap_beeswarm.png": plots.to_png(plots.beeswarm_plot(explainer.shap_values(sample), sample,
+                                                              f"{target}: SHAP summary", seed=params.run.seed)),
+    }
+    return Section(metrics, tables, figures)
+
+
+def _persona_section(model: PersonaModel | None, summary: dict[str, Any], latest: pd.DataFrame,
+                     features: pd.DataFrame) -> Section:
+    if model is None:
+        return Section(summary)
+    profiles = persona_profiles(model, features, latest[["purchase", "churn"]], features.get("value__revenue_365d"))
+    sizes = {"size": profiles["size"].to_dict()} if "size" in profiles.columns else {}
+    return Section({**summary, **sizes}, {"profiles.csv": profiles})
+
+
+def _journey_section(journey: JourneyResult) -> Section:
+    section = Section({"kind": journey.kind, "n_train": journey.n_train, "n_test": journey.n_test})
+    if journey.metrics is not None:
+        section.metrics["model"] = {"accuracy": journey.metrics.accuracy, "macro_f1": journey.metrics.macro_f1}
+        section.metrics["heuristic"] = {"accuracy": journey.heuristic_metrics.accuracy,
+                                        "macro_f1": journey.heuristic_metrics.macro_f1}
+        section.tables["confusion_model.csv"] = journey.metrics.confusion
+        section.tables["confusion_heuristic.csv"] = journey.heuristic_metrics.confusion
+        section.figures["confusion_model.png"] = plots.to_png(
+            plots.confusion_plot(journey.metrics.confusion, "journey stage: model"))
+        section.figures["confusion_heuristic.png"] = plots.to_png(
+            plots.confusion_plot(journey.heuristic_metrics.confusion, "journey stage: last-event heuristic"))
+    if hasattr(journey.model, "weights_"):
+        section.tables["weights.csv"] = journey.model.weights_
+    return section
+
+
+def _champion_on_holdout(previous: SegmentationBundle | None, ev: Any, cu: Any, ca: Any, cutoff: pd.Timestamp,
+                         latest: pd.DataFrame, params: Params) -> dict[str, float]:
+    """Scores the current champion on this run's out-of-time snapshot, so both are compared on the same holdout."""
+    if previous is None:
+        return {}
+    try:
+        features = build_features(ev, cutoff, previous.features_config, customers=cu, catalog=ca).frame
+        scores = previous.score(features, reasons=0)
+    except (KeyError, ValueError) as exc:  # the champion needs inputs this data no longer has
+        log.warning("the champion cannot score this run's holdout (%s); it will be replaced", exc)
+        return {}
+    out: dict[str, float] = {}
+    for target in previous.propensity:
+        y = latest[target].dropna().astype(float)
+        p = scores[f"{target}_probability"].reindex(y.index)
+        keep = p.notna()
+        if keep.sum() and y[keep].nunique() == 2:
+            from sklearn.metrics import roc_auc_score
+
+            out[f"{target}.test.roc_auc"] = float(roc_auc_score(y[keep], p[keep]))
+    return out
 
 
 # --------------------------------------------------------------------------- MLflow
 
 
 def _champion_bundle(params: Params) -> SegmentationBundle | None:
-    """Returns the current champion's bundle (for stable persona names), or None."""
+    """Returns the current champion's bundle (for stable persona names and the promotion gate), or None."""
     tracking.configure(params.tracking)
     try:
         return tracking.load_bundle(params.tracking.model_name, "champion")
@@ -279,24 +353,45 @@ def _champion_bundle(params: Params) -> SegmentationBundle | None:
         return None
 
 
-def _record(params: Params, dataset: Dataset, bundle: SegmentationBundle, metrics: dict[str, Any],
-            artifacts: dict[str, pd.DataFrame], skipped: dict[str, str]) -> tuple[str, str | None, bool, dict[str, float]]:
+def _record(params: Params, dataset: Dataset, bundle: SegmentationBundle, sections: dict[str, Section],
+            champion_metrics: dict[str, float], skipped: dict[str, str], seconds: float,
+            holdout_features: pd.DataFrame) -> tuple[str, str | None, bool, dict[str, float]]:
+    """Writes one parent run (params, data, validation, bundle) with one child run per model."""
     from pipeline.config import params_to_yaml
 
     tracking.configure(params.tracking)
-    tags = {"data_digest": bundle.metadata["data_digest"], "data_source": ", ".join(dataset.sources.values())}
-    with tracking.run(params.tracking.train_experiment, run_name=f"train-{bundle.metadata['cutoffs'][-1][:10]}",
-                      tags=tags) as active:
+    meta = bundle.metadata
+    tags = {"data_digest": meta["data_digest"], "data_source": ", ".join(dataset.sources.values()),
+            "data_first_event": meta["first_event"], "data_last_event": meta["last_event"]}
+    with tracking.run(params.tracking.train_experiment, run_name=f"train-{meta['cutoffs'][-1][:10]}",
+                      tags=tags) as parent:
         tracking.log_params(params)
-        logged = tracking.log_metrics(metrics)
+        tracking.log_dataset(dataset.events, meta["data_digest"], tags["data_source"])
+        logged = tracking.log_metrics({"validation": dataset.report.counts(), "seconds": seconds})
+        for name, section in sections.items():
+            logged.update(tracking.log_metrics(section.metrics, prefix=name))
+            with tracking.child_run(name):
+                tracking.log_metrics(section.metrics)
+                for file, table in section.tables.items():
+                    tracking.log_frame(table, file)
+                for file, png in section.figures.items():
+                    tracking.log_bytes(png, file)
         tracking.log_text(params_to_yaml(params), "params.yaml")
         tracking.log_text(dataset.report.to_text(), "validation_report.txt")
-        tracking.log_json({"skipped": skipped, "metadata": bundle.metadata, "metrics": metrics}, "summary.json")
-        for name, table in artifacts.items():
-            tracking.log_frame(table, name)
-        version = tracking.register_bundle(bundle, params.tracking.model_name)
-        promoted = tracking.promote_if_better(params.tracking, version, logged) if params.tracking.promote else False
-        return active.info.run_id, version, promoted, logged
+        tracking.log_json({"skipped": skipped, "metadata": meta, "champion_on_holdout": champion_metrics},
+                          "summary.json")
+        example = holdout_features.head(3).reset_index()  # real rows: the signature and a valid serving example
+        version = tracking.register_bundle(bundle, params.tracking.model_name, input_example=example)
+        promoted, reason = tracking.should_promote(logged, champion_metrics, params.tracking.promotion_tolerance)
+        if champion_metrics:
+            tracking.log_metrics({"champion_on_holdout": champion_metrics})
+        if promoted and params.tracking.promote:
+            tracking.set_alias(params.tracking.model_name, "champion", version)
+        else:
+            promoted = False
+        tracking.set_tags({"promotion": reason})
+        log.info("promotion: %s", reason)
+        return parent.info.run_id, version, promoted, logged
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -307,11 +402,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     m = outcome.metrics
     print(f"MLflow run {outcome.run_id}: model {params.tracking.model_name} version {outcome.model_version}"
           f" ({'champion' if outcome.promoted else 'candidate'})")
+    rows = [("model", "ROC-AUC", "recency", "RFM", "PR-AUC", "Brier", "top-10% lift")]
     for target in TARGETS:
         if f"{target}.test.roc_auc" in m:
-            print(f"  {target:<8} out-of-time ROC-AUC {m[f'{target}.test.roc_auc']:.3f}  "
-                  f"PR-AUC {m[f'{target}.test.pr_auc']:.3f}  Brier {m[f'{target}.test.brier']:.4f}  "
-                  f"top-decile lift {m[f'{target}.test.top_decile_lift']:.2f}")
+            rows.append((target, *(f"{m.get(k, float('nan')):.3f}" for k in (
+                f"{target}.test.roc_auc", f"{target}.baseline.recency_roc_auc", f"{target}.baseline.rfm_roc_auc",
+                f"{target}.test.pr_auc", f"{target}.test.brier", f"{target}.test.top_decile_lift"))))
+    print("  out-of-time test on the latest complete snapshot (baselines: ROC-AUC of recency rank and RFM score)")
+    for row in rows:
+        print("  " + "".join(f"{cell:>13}" if i else f"{cell:<9}" for i, cell in enumerate(row)))
+    profiles = outcome.tables.get("personas/profiles.csv")
+    sizes = profiles["size"].to_dict() if profiles is not None and "size" in profiles.columns else {}
+    if sizes:
+        print("  personas: " + ", ".join(f"{name} {n:,}" for name, n in sorted(sizes.items(), key=lambda kv: -kv[1])))
     if "journey.model.accuracy" in m:
         print(f"  journey  accuracy {m['journey.model.accuracy']:.3f} (last-event heuristic "
               f"{m['journey.heuristic.accuracy']:.3f}), macro-F1 {m['journey.model.macro_f1']:.3f} "

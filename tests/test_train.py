@@ -63,7 +63,21 @@ def test_train_records_a_run_registers_a_champion_and_the_bundle_scores(demo_dir
     assert run.data.params["labels.horizon_days"] == "30"
     assert run.data.metrics["validation.events.rows_in"] > 0
     artifacts = {a.path for a in client.list_artifacts(outcome.run_id)}
-    assert {"params.yaml", "validation_report.txt", "summary.json", "purchase", "churn", "personas"} <= artifacts
+    assert {"params.yaml", "validation_report.txt", "summary.json"} <= artifacts
+    assert run.inputs.dataset_inputs[0].dataset.name == "events"
+    # one child run per model, each with its tables and figures
+    children = {r.info.run_name: r.info.run_id for r in client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{outcome.run_id}'")}
+    assert {"data", "purchase", "churn", "personas", "journey", "segments"} <= set(children)
+    purchase_files = {a.path for a in client.list_artifacts(children["purchase"])}
+    assert {"calibration.png", "gains.png", "shap_beeswarm.png", "gains.csv", "metrics_by_persona.csv"} <= purchase_files
+    journey_files = {a.path for a in client.list_artifacts(children["journey"])}
+    assert {"confusion_model.png", "confusion_heuristic.csv"} <= journey_files
+    # the logged model loads back with mlflow.pyfunc and predicts on its own input example
+    version = client.get_model_version("behavioural-segmentation", "1")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/behavioural-segmentation/1")
+    assert pyfunc.metadata.get_input_schema() is not None
+    assert version.run_id == outcome.run_id
     assert str(client.get_model_version_by_alias("behavioural-segmentation", "candidate").version) == "1"
     assert str(client.get_model_version_by_alias("behavioural-segmentation", "champion").version) == "1"
     assert outcome.promoted
@@ -80,14 +94,30 @@ def test_train_records_a_run_registers_a_champion_and_the_bundle_scores(demo_dir
     assert set(scores["persona"]) <= set(bundle.personas.names_.values())
 
 
-def test_retraining_keeps_persona_names_and_only_promotes_when_not_worse(demo_dir, store):
+def test_retraining_keeps_persona_names_and_the_gate_keeps_a_better_champion(demo_dir, store):
     params = load_params(None, SMALL)
     first = train(params, str(demo_dir))
     second = train(params, str(demo_dir))
-    assert second.model_version == "2"
+    # same data, same seed: identical scores on the same holdout, so the retrain is promoted
+    assert second.model_version == "2" and second.promoted
     assert set(first.bundle.personas.names_.values()) == set(second.bundle.personas.names_.values())
-    champion = str(mlflow.MlflowClient().get_model_version_by_alias("behavioural-segmentation", "champion").version)
-    assert champion == ("2" if second.promoted else "1")
+    assert second.metrics["purchase.test.roc_auc"] == first.metrics["purchase.test.roc_auc"]
+    # a deliberately worse model (benefit affinities only: no recency, usage or value) is not promoted
+    worse = load_params(None, SMALL + ["features.enabled=[benefits]", "tracking.promotion_tolerance=0"])
+    third = train(worse, str(demo_dir))
+    assert third.model_version == "3" and not third.promoted
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("behavioural-segmentation", "champion").version) == "2"
+    assert str(client.get_model_version_by_alias("behavioural-segmentation", "candidate").version) == "3"
+    assert "kept the champion" in client.get_run(third.run_id).data.tags["promotion"]
+
+
+def test_promotion_gate_tolerates_noise_but_not_a_real_drop():
+    champion = {"purchase.test.roc_auc": 0.80, "churn.test.roc_auc": 0.70}
+    assert tracking.should_promote({"purchase.test.roc_auc": 0.797, "churn.test.roc_auc": 0.71}, champion, 0.005)[0]
+    ok, reason = tracking.should_promote({"purchase.test.roc_auc": 0.79, "churn.test.roc_auc": 0.71}, champion, 0.005)
+    assert not ok and "purchase.test.roc_auc 0.7900" in reason
+    assert tracking.should_promote({"purchase.test.roc_auc": 0.5}, {}, 0.0)[0]  # no champion yet
 
 
 def test_training_refuses_too_few_positives_naming_the_param(demo_dir, store):
@@ -101,7 +131,7 @@ def test_train_command_prints_metrics_and_where_to_look(demo_dir, store, capsys)
     args = ["train", "--data", str(demo_dir)] + [a for s in SMALL for a in ("--set", s)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "out-of-time ROC-AUC" in out and "mlflow ui" in out
+    assert "out-of-time test" in out and "recency" in out and "mlflow ui" in out
 
 
 def test_data_digest_ignores_row_order_but_not_content():
