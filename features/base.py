@@ -71,3 +71,15 @@ class FeatureFamily:
                 "before the cutoff, none found (map your event names in data.events.event_types)"
             )
         return None
+
+
+def exact_sum(values: ir.NumericValue, where: ir.BooleanValue | None = None, scale: float = 1e6) -> ir.FloatingScalar:
+    """Sums floats so that the result does not depend on row order or parallelism.
+
+    Floating-point addition is not associative, so a parallel engine summing in a different order
+    changes the last bits between runs, and scores built on them stop being reproducible. Each term
+    is rounded to 1/scale and summed as a 64-bit integer (exact in any order), then scaled back.
+    Keep |sum| * scale below 9.2e18: scale 1e6 covers money up to 9 trillion, 1e9 counts up to 9 billion.
+    """
+    fixed = (values * scale).round().cast("int64")
+    return fixed.sum(where=where).cast("float64") / scale

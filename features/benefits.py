@@ -11,7 +11,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.base import BuildContext, Feature, FeatureFamily
+from features.base import BuildContext, Feature, FeatureFamily, exact_sum
 
 NAME = "benefits"
 PREFIX = f"{NAME}__"
@@ -290,7 +290,9 @@ def build(events: ir.Table, ctx: BuildContext, config: BenefitsConfig) -> ir.Tab
         aggs[f"{PREFIX}discounted_purchase_share"] = (
             _orders(t, ctx, recent & discounted) / _orders(t, ctx, recent & purchases).nullif(0)
         )
-        aggs[f"{PREFIX}avg_discount"] = t.discount.mean(where=recent & discounted)
+        aggs[f"{PREFIX}avg_discount"] = exact_sum(t.discount, where=recent & discounted) / t.discount.count(
+            where=recent & discounted
+        ).nullif(0)
     aggs[f"{PREFIX}coupon_uses_per_purchase"] = (
         n(etype == "coupon_use") / _orders(t, ctx, recent & purchases).nullif(0)
     )

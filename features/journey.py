@@ -1,4 +1,4 @@
-"""Journey signals: recent time-decayed activity per event type, funnel depth, stage and channel mix."""
+"""Journey signals: time-decayed activity per event type (recent and long horizon), funnel depth, stage and channel mix."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.base import BuildContext, Feature, FeatureFamily
+from features.base import BuildContext, Feature, FeatureFamily, exact_sum
 from features.schema import EVENT_TYPES, FUNNEL_STEPS
 
 NAME = "journey"
@@ -48,6 +48,19 @@ class JourneyConfig(BaseModel):
         gt=0,
         description="Age in days at which an event counts half in the decayed counts: weight "
         "0.5 ** (age / half_life_days).",
+    )
+    long_lookback_days: int = Field(
+        90,
+        ge=1,
+        description="Days before the cutoff whose events feed the long-horizon decayed counts "
+        "(journey__decayed_long_<event_type>). Stages such as retention, advocacy and lapsed last weeks to "
+        "months while most customers have only a few events a month, so the recent counts alone often see "
+        "nothing; the long horizon keeps the evidence of the last months.",
+    )
+    long_half_life_days: float = Field(
+        30.0,
+        gt=0,
+        description="Half-life in days of the long-horizon decayed counts: weight 0.5 ** (age / long_half_life_days).",
     )
     stage_groups: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_STAGE_GROUPS.items()},
@@ -109,6 +122,11 @@ def decayed_column(event_type: str) -> str:
     return f"{PREFIX}decayed_{event_type}"
 
 
+def long_decayed_column(event_type: str) -> str:
+    """Returns the column name of an event type's long-horizon decayed count (long_lookback_days, long_half_life_days)."""
+    return f"{PREFIX}decayed_long_{event_type}"
+
+
 def catalog(config: JourneyConfig, ctx: BuildContext | None = None) -> list[Feature]:
     """Lists the journey columns: every one the config can give, or with `ctx` exactly those `build` makes.
 
@@ -123,6 +141,17 @@ def catalog(config: JourneyConfig, ctx: BuildContext | None = None) -> list[Feat
             decayed_column(event_type),
             f"{event_type} events {lookback}, each weighted 0.5 ** (age in days at the cutoff / "
             f"{config.half_life_days:g}).",
+            "decayed count",
+        )
+        for event_type in EVENT_TYPES
+        if present([event_type])
+    ]
+    long_lookback = f"in the {config.long_lookback_days} days before the cutoff"
+    features += [
+        Feature(
+            long_decayed_column(event_type),
+            f"{event_type} events {long_lookback}, each weighted 0.5 ** (age in days at the cutoff / "
+            f"{config.long_half_life_days:g}): the long-horizon counterpart of {decayed_column(event_type)}.",
             "decayed count",
         )
         for event_type in EVENT_TYPES
@@ -175,17 +204,27 @@ def build(events: ir.Table, ctx: BuildContext, config: JourneyConfig) -> ir.Tabl
     columns = [f.name for f in catalog(config, ctx)]
     cutoff = ctx.cutoff  # aware UTC: build_features normalises it
     start = cutoff - timedelta(days=config.lookback_days)
+    long_start = cutoff - timedelta(days=config.long_lookback_days)
     age_days = (cutoff.timestamp() - _epoch(events.timestamp)) / 86400.0
     t = events.mutate(
         _recent=events.timestamp >= ibis.literal(start),
         _weight=ibis.literal(0.5) ** (age_days / config.half_life_days),
+        _long=events.timestamp >= ibis.literal(long_start),
+        _long_weight=ibis.literal(0.5) ** (age_days / config.long_half_life_days),
         _latest=events.timestamp.max().over(group_by=events.customer_id),
     )
     etype = t.event_type
     aggs: dict[str, ir.Scalar] = {}
     for event_type in EVENT_TYPES:
         if decayed_column(event_type) in columns:
-            aggs[decayed_column(event_type)] = t._weight.sum(where=t._recent & (etype == event_type)).fill_null(0.0)
+            aggs[decayed_column(event_type)] = exact_sum(
+                t._weight, where=t._recent & (etype == event_type), scale=1e9
+            ).fill_null(0.0)
+    for event_type in EVENT_TYPES:
+        if long_decayed_column(event_type) in columns:
+            aggs[long_decayed_column(event_type)] = exact_sum(
+                t._long_weight, where=t._long & (etype == event_type), scale=1e9
+            ).fill_null(0.0)
     if f"{PREFIX}deepest_funnel_step" in columns:
         depth = etype.cases(*[(step, i) for i, step in enumerate(FUNNEL_STEPS, start=1)], else_=0)
         aggs[f"{PREFIX}deepest_funnel_step"] = depth.max(where=t._recent).fill_null(0)
@@ -220,7 +259,7 @@ _BEHAVIOURAL_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t no
 
 FAMILY = FeatureFamily(
     name=NAME,
-    description="Journey position: recent time-decayed activity per event type, deepest funnel step, "
+    description="Journey position: time-decayed activity per event type (recent and long horizon), deepest funnel step, "
     "stage-group and channel mix, last event type.",
     build=build,
     catalog=catalog,

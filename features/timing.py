@@ -10,7 +10,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.base import BuildContext, Feature, FeatureFamily
+from features.base import BuildContext, Feature, FeatureFamily, exact_sum
 from features.schema import PURCHASE
 
 PREFIX = "timing__"
@@ -283,7 +283,7 @@ def build(events: ir.Table, ctx: BuildContext, config: TimingConfig) -> ir.Table
     dows = ev.group_by(["customer_id", "_dow"]).aggregate(_k=ev.count())
     p = dows._k / dows._k.sum().over(group_by=dows.customer_id)
     dows = dows.mutate(_plnp=p * p.ln())
-    entropy = dows.group_by("customer_id").aggregate(_entropy=-dows._plnp.sum())
+    entropy = dows.group_by("customer_id").aggregate(_entropy=-exact_sum(dows._plnp, scale=1e12))
 
     joined = (
         per.left_join(gap_stats, "customer_id")

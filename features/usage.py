@@ -9,7 +9,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.base import BuildContext, Feature, FeatureFamily
+from features.base import BuildContext, Feature, FeatureFamily, exact_sum
 from features.schema import EVENT_TYPES, PURCHASE, column_names
 
 PREFIX = "usage__"
@@ -209,7 +209,7 @@ def build(events: ir.Table, ctx: BuildContext, config: UsageConfig) -> ir.Table:
             (events.event_type == RETURN, -events.revenue),
             else_=ibis.literal(0.0),
         )
-        aggs["_net_revenue"] = signed.sum().fill_null(0.0)
+        aggs["_net_revenue"] = exact_sum(signed).fill_null(0.0)
     per = events.group_by("customer_id").aggregate(**aggs)
 
     derived: dict[str, ir.Value] = {}

@@ -8,7 +8,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.base import BuildContext, Feature, FeatureFamily
+from features.base import BuildContext, Feature, FeatureFamily, exact_sum
 from features.schema import PURCHASE, column_names
 from features.usage import DEFAULT_WINDOWS_DAYS, check_windows, count_orders
 
@@ -128,7 +128,7 @@ def build(events: ir.Table, ctx: BuildContext, config: ValueConfig) -> ir.Table:
         ret = events.event_type == RETURN
 
         def money(where: ir.BooleanValue) -> ir.FloatingValue:
-            return events.revenue.sum(where=where).fill_null(0.0)
+            return exact_sum(events.revenue, where=where).fill_null(0.0)
 
         aggs["monetary_gross"] = money(buy & in_rfm)
         aggs["_returns_rfm"] = money(ret & in_rfm)

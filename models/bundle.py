@@ -41,6 +41,24 @@ class SegmentationBundle:
     metadata: dict[str, Any] = field(default_factory=dict)
     _explainers: dict[str, Explainer] = field(default_factory=dict, repr=False)
 
+    # Configs are pickled as plain dicts and re-validated on load, so a bundle saved by an older
+    # version of this code still loads when a config class gained a field (it takes its default).
+    _CONFIGS = {"features_config": FeaturesConfig, "propensity_config": PropensityConfig,
+                "segments_config": SegmentsConfig}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for name in self._CONFIGS:
+            state[name] = state[name].model_dump(mode="json")
+        state["_explainers"] = {}  # rebuilt on demand; SHAP explainers need not travel
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, model in self._CONFIGS.items():
+            if isinstance(state.get(name), dict):
+                state[name] = model.model_validate(state[name])
+        self.__dict__.update(state)
+
     def explainer(self, target: str) -> Explainer:
         """Returns the SHAP explainer of one propensity model, built once."""
         if target not in self._explainers:

@@ -123,10 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Adds the commands of later stages that live in their own modules."""
-    from pipeline import featurize, train
+    from pipeline import featurize, score, train
 
     featurize.register_command(sub, _common, COMMANDS)
     train.register_command(sub, _common, COMMANDS)
+    score.register_command(sub, _common, COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     except DataValidationError as exc:
         print(exc.report.to_text(), file=sys.stderr)
         return 1
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

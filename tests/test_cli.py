@@ -13,7 +13,7 @@ import pytest
 from pipeline.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ["simulate", "validate", "params", "features", "train"]
+SUBCOMMANDS = ["simulate", "validate", "params", "features", "train", "score"]
 
 
 @pytest.fixture(autouse=True)

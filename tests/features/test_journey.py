@@ -11,7 +11,7 @@ from _tables import build_one, expected, frame
 from pydantic import ValidationError
 
 from features.base import BuildContext
-from features.journey import FAMILY, JourneyConfig, catalog, decayed_column
+from features.journey import FAMILY, JourneyConfig, catalog, decayed_column, long_decayed_column
 from features.schema import EVENT_TYPES
 
 COLUMNS = ("customer_id", "timestamp", "event_type", "channel")
@@ -85,6 +85,43 @@ def test_half_life_and_lookback_come_from_the_config(duck: Any) -> None:
     pd.testing.assert_frame_equal(result.frame[list(want.columns)], want)
 
 
+def test_long_decayed_counts_weight_each_event_of_the_long_lookback_by_its_age_in_long_half_lives(
+    built: pd.DataFrame,
+) -> None:
+    # Default long horizon: 90 days = [Dec 2, Mar 1), half-life 30 days. Every event of the example
+    # is in it; ages in days at the cutoff as in EVENTS.
+    want = expected(
+        CUSTOMERS,
+        {
+            "journey__decayed_long_page_view": [0.5 ** (7 / 30), 0.0, 0.0, 0.0],
+            "journey__decayed_long_product_view": [0.5 ** (14 / 30) + 0.5 ** (3.5 / 30), 0.0, 0.0, 0.0],
+            # ann's purchase (20 days) is before the 14-day lookback but inside the long one;
+            # cat's is 56 days old (Jan 5 -> Mar 1, 2024 is a leap year); dan's 2 days
+            "journey__decayed_long_purchase": [0.5 ** (20 / 30), 0.0, 0.5 ** (56 / 30), 0.5 ** (2 / 30)],
+            "journey__decayed_long_checkout": [0.0, 0.5 ** (8 / 30), 0.0, 0.0],
+            # ben's review: Jan 1 -> Mar 1 = 60 days, exactly two long half-lives
+            "journey__decayed_long_review": [0.0, 0.25, 0.0, 0.5 ** (2 / 30)],
+            "journey__decayed_long_referral": [0.0, 0.0, 0.5 ** (55 / 30), 0.5 ** (0.5 / 30)],
+        },
+    )
+    pd.testing.assert_frame_equal(built[list(want.columns)], want)
+
+
+def test_long_lookback_and_half_life_come_from_the_config_and_leave_the_recent_counts_alone(duck: Any) -> None:
+    config = JourneyConfig(long_lookback_days=20, long_half_life_days=10)
+    result = build_one(duck, frame(COLUMNS, EVENTS), CUTOFF, "journey", config)
+    want = expected(
+        CUSTOMERS,
+        {
+            # 20-day long lookback = [Feb 10, Mar 1): ann's purchase on Feb 10 is its first instant
+            "journey__decayed_long_purchase": [0.25, 0.0, 0.0, 0.5 ** (2 / 10)],
+            "journey__decayed_long_review": [0.0, 0.0, 0.0, 0.5 ** (2 / 10)],  # ben's is 60 days old
+            "journey__decayed_purchase": [0.0, 0.0, 0.0, 0.5 ** (2 / 7)],  # recent: still 14 days, 7-day half-life
+        },
+    )
+    pd.testing.assert_frame_equal(result.frame[list(want.columns)], want)
+
+
 def test_deepest_funnel_step_counts_only_lookback_events(built: pd.DataFrame) -> None:
     # ann: add_to_cart = 2 (her purchase is before the lookback); ben: checkout = 3; cat: nothing
     # recent = 0; dan: purchase = 4.
@@ -147,6 +184,7 @@ def test_columns_of_event_types_and_stage_groups_absent_from_the_data_are_omitte
     channels = ["web", "app", "email", "ads", "store", "support"]
     assert list(result.frame.columns) == [
         *[f"journey__decayed_{t}" for t in present],
+        *[f"journey__decayed_long_{t}" for t in present],
         "journey__deepest_funnel_step",
         # education (content_view, search) and adoption (login, subscription_start) never occur
         *[f"journey__{g}_share" for g in ["awareness", "consideration", "purchase", "retention", "advocacy"]],
@@ -170,6 +208,7 @@ def test_without_any_funnel_event_there_is_no_funnel_depth(duck: Any) -> None:
     channels = ["web", "app", "email", "ads", "store", "support"]
     assert list(result.frame.columns) == [
         "journey__decayed_email_open",
+        "journey__decayed_long_email_open",
         "journey__retention_share",
         *[f"journey__channel_{c}_share" for c in channels],
         "journey__last_event_type",
@@ -189,7 +228,10 @@ def test_events_at_or_after_the_cutoff_change_nothing(duck: Any, built: pd.DataF
 
 def test_the_full_catalog_lists_a_decayed_count_for_every_canonical_event_type() -> None:
     names = [f.name for f in catalog(JourneyConfig())]
-    assert [n for n in names if "__decayed_" in n] == [decayed_column(t) for t in EVENT_TYPES]
+    assert [n for n in names if "__decayed_" in n] == [
+        *[decayed_column(t) for t in EVENT_TYPES],
+        *[long_decayed_column(t) for t in EVENT_TYPES],
+    ]
     assert names[-1] == "journey__last_event_type"
 
 
