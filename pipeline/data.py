@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import duckdb
 import numpy as np
@@ -381,6 +381,15 @@ def _examples(values: pd.Series) -> list[str]:
     return [f"{v!r} ({n:,})" if n > 1 else repr(v) for v, n in counts.items()]
 
 
+def _first_flag(flagged: list[tuple[str, pd.Series, pd.Series]], rows: pd.Series) -> pd.Series:
+    """Returns 'column=value' for the given rows, naming the first column that flagged each one."""
+    out = pd.Series(None, index=rows[rows].index, dtype="object")
+    for col, bad, values in flagged:
+        pick = bad[rows] & out.isna()
+        out[pick] = col + "=" + values[rows][pick].astype("str")
+    return out
+
+
 class _RowRules:
     """Applies row rules in order; a row is counted under the first rule it breaks."""
 
@@ -390,14 +399,15 @@ class _RowRules:
         self.errors = errors
         self.bad: pd.Series | None = None
 
-    def check(self, rule: str, mask: pd.Series, shown: pd.Series, hint: str = "") -> None:
+    def check(self, rule: str, mask: pd.Series, shown: Callable[[pd.Series], pd.Series], hint: str = "") -> None:
+        """Counts rows of `mask` not already counted; `shown(rows)` renders examples, only when some are caught."""
         if self.bad is None:
             self.bad = pd.Series(False, index=mask.index)
         fresh = mask & ~self.bad
         n = int(fresh.sum())
         policy = getattr(self.policies, rule)
         action: Literal["dropped", "failed"] = "failed" if (n and policy == "fail") else "dropped"
-        self.table.rules.append(RuleCount(rule, n, action, _examples(shown[fresh]) if n else [], hint if n else ""))
+        self.table.rules.append(RuleCount(rule, n, action, _examples(shown(fresh)) if n else [], hint if n else ""))
         if n and policy == "fail":
             self.errors.append(
                 f"{self.table.table}: {n:,} row(s) break rule {rule} and validation.{rule} is 'fail' "
@@ -412,12 +422,12 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
     rules = _RowRules(tr, policies, errors)
     raw_ids = df["customer_id"]
     out["customer_id"] = normalise_ids(raw_ids)
-    rules.check("null_customer_id", out["customer_id"].isna(), raw_ids.astype("str"))
+    rules.check("null_customer_id", out["customer_id"].isna(), lambda rows: raw_ids[rows].astype("str"))
 
     raw_ts = df["timestamp"]
     out["timestamp"] = parse_timestamps(raw_ts, cfg.timezone, cfg.timestamp_format)
     rules.check(
-        "unparseable_timestamp", out["timestamp"].isna(), raw_ts.astype("str"),
+        "unparseable_timestamp", out["timestamp"].isna(), lambda rows: raw_ts[rows].astype("str"),
         "set data.timestamp_format (e.g. '%d/%m/%Y %H:%M') or fix the values",
     )
 
@@ -430,7 +440,7 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
         mapped = mapped.fillna(raw_types.str.lower().map(lowered))
         out["event_type"] = mapped
         rules.check(
-            "unknown_event_type", mapped.isna(), raw_types,
+            "unknown_event_type", mapped.isna(), lambda rows: raw_types[rows],
             "map them in data.events.event_types: {<your name>: <canonical type>}",
         )
     else:
@@ -438,13 +448,13 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
         tr.notes.append(f"no event_type column: every row is a {mapping.default_event_type!r} event")
 
     numeric_bad = pd.Series(False, index=df.index)
-    bad_text = pd.Series("", index=df.index, dtype="str")
+    flagged: list[tuple[str, pd.Series, pd.Series]] = []
     for col in [c for c in column_names("events") if c in NUMERIC and c in df.columns]:
         nums, bad = parse_numbers(df[col])
         out[col] = nums
-        bad_text = bad_text.where(~bad | numeric_bad, col + "=" + df[col].astype("str"))
+        flagged.append((col, bad, df[col]))
         numeric_bad |= bad
-    rules.check("unparseable_number", numeric_bad, bad_text)
+    rules.check("unparseable_number", numeric_bad, lambda rows: _first_flag(flagged, rows))
 
     if "revenue" not in out.columns and {"unit_price", "quantity"} <= set(out.columns):
         out["revenue"] = out["unit_price"] * out["quantity"]
@@ -461,20 +471,20 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
                     out.loc[neg, col] = out.loc[neg, col].abs()
             tr.notes.append(f"{int(neg.sum()):,} purchase row(s) with negative amounts read as returns")
     negative = pd.Series(False, index=df.index)
-    shown = pd.Series("", index=df.index, dtype="str")
+    flagged = []
     for col in ("revenue", "quantity"):
         if col in out.columns:
             is_neg = out[col].lt(0)
-            shown = shown.where(~is_neg | negative, col + "=" + out[col].astype("str"))
+            flagged.append((col, is_neg, out[col]))
             negative |= is_neg
     rules.check(
-        "negative_value", negative, shown,
+        "negative_value", negative, lambda rows: _first_flag(flagged, rows),
         "for cancellations or credit notes set data.events.negative_quantity_as_return: true",
     )
 
     now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
     rules.check(
-        "future_event", out["timestamp"] > now_ts, out["timestamp"].astype("str"),
+        "future_event", out["timestamp"] > now_ts, lambda rows: out["timestamp"][rows].astype("str"),
         "set run.reference_time to the export time, or check the timezone (data.timezone)",
     )
 
@@ -485,7 +495,8 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
     out = out[[c for c in column_names("events") if c in out.columns and c != "unit_price"]]
     keep = ~rules.bad
     dup = out.duplicated(keep="first") & keep
-    rules.check("duplicate_event", dup, out["customer_id"].astype("str") + " @ " + out["timestamp"].astype("str"))
+    rules.check("duplicate_event", dup,
+                lambda rows: out["customer_id"][rows].astype("str") + " @ " + out["timestamp"][rows].astype("str"))
     return out[~rules.bad]
 
 
@@ -495,7 +506,7 @@ def _validate_side(df: pd.DataFrame, table: str, cfg: DataConfig, policies: Vali
     out = df.copy()
     rules = _RowRules(tr, policies, errors)
     out[key] = normalise_ids(df[key])
-    rules.check("null_key", out[key].isna(), df[key].astype("str"), f"every {table} row needs a {key}")
+    rules.check("null_key", out[key].isna(), lambda rows: df[key][rows].astype("str"), f"every {table} row needs a {key}")
     for col in [c.name for c in TABLE_COLUMNS[table] if c.name != key and c.name in df.columns]:
         spec = next(c for c in TABLE_COLUMNS[table] if c.name == col)
         if spec.dtype == "timestamp":
@@ -513,7 +524,7 @@ def _validate_side(df: pd.DataFrame, table: str, cfg: DataConfig, policies: Vali
             text = df[col].astype("str").str.strip().where(df[col].notna(), None)
             out[col] = text.where(text != "", None)
     dup = out[key].duplicated(keep="first") & out[key].notna()
-    rules.check("duplicate_key", dup, out[key].astype("str"), f"make {key} unique in the {table} table")
+    rules.check("duplicate_key", dup, lambda rows: out[key][rows].astype("str"), f"make {key} unique in the {table} table")
     return out[~rules.bad]
 
 
