@@ -11,21 +11,25 @@ BASELINES: dict[str, dict[str, tuple[str, float]]] = {
     "purchase": {"recency": ("timing__days_since_last_event", -1.0), "rfm": ("value__rfm_score", 1.0)},
     "churn": {"recency": ("timing__days_since_last_event", 1.0), "rfm": ("value__rfm_score", -1.0)},
 }
+# What a missing input means: no RFM score = never bought, weaker than the weakest cell 111;
+# no last event = as old as it gets. Filled before the sign, so "weakest" holds for both targets.
+_WEAKEST = {"value__rfm_score": lambda v: 0.0, "timing__days_since_last_event": lambda v: v.max() + 1}
 
 
 def baseline_scores(features: pd.DataFrame, target: str) -> dict[str, pd.Series]:
-    """Returns each available baseline's score per customer (missing inputs rank lowest for that baseline).
+    """Returns each available baseline's score per customer (higher = more likely purchase, or churn).
 
     Recency: the fewer days since the last event, the likelier a purchase and the less likely churn.
-    RFM: the 3-digit R-F-M score (non-buyers have none and rank as the weakest customers).
+    RFM: the 3-digit R-F-M score; non-buyers have none and count as the weakest customers (least
+    likely to buy, most likely to churn).
     """
     out: dict[str, pd.Series] = {}
     for name, (column, sign) in BASELINES[target].items():
         if column not in features.columns:
             continue
-        values = pd.to_numeric(features[column], errors="coerce") * sign
-        floor = values.min() - 1 if values.notna().any() else 0.0
-        out[name] = values.fillna(floor)
+        raw = pd.to_numeric(features[column], errors="coerce")
+        weakest = _WEAKEST[column](raw) if raw.notna().any() else 0.0
+        out[name] = raw.fillna(weakest) * sign
     return out
 
 

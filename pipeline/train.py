@@ -23,7 +23,7 @@ from features.build import build_features
 from features.labels import LABEL_COLUMNS, make_training_frame, snapshot_cutoffs
 from features.schema import JOURNEY_STAGES
 from models.bundle import TARGETS, SegmentationBundle
-from models.journey import JourneyResult, decayed_columns, fit_journey_model, predict_stages
+from models.journey import JourneyResult, decayed_columns, fit_journey_model, journey_input_columns, predict_stages
 from models.personas import PersonaModel, bootstrap_stability, persona_profiles
 from models.baselines import baseline_auc
 from models.propensity import (
@@ -134,11 +134,14 @@ def train_personas(latest: pd.DataFrame, params: Params, previous: PersonaModel 
 
 
 def train_journey(frame: pd.DataFrame, labels: pd.Series | None, params: Params) -> JourneyResult | None:
-    """Fits the journey-stage model on every snapshot's decayed counts, with stage labels when there are any."""
-    columns = decayed_columns(frame)
-    if not columns:
+    """Fits the journey-stage model on every snapshot's journey inputs, with stage labels when there are any.
+
+    The inputs are models.journey.journey_input_columns: recent and long-horizon decayed counts, the
+    configured context features (models.journey.extra_features) and the last event type.
+    """
+    if not decayed_columns(frame):
         return None
-    X = frame[columns + [c for c in ["journey__last_event_type"] if c in frame.columns]].rename_axis(["customer_id", "as_of"])
+    X = frame[journey_input_columns(frame, params.models.journey)].rename_axis(["customer_id", "as_of"])
     y = labels.reindex(X.index) if labels is not None else None
     return fit_journey_model(X, y, params.models.journey, seed=params.run.seed)
 

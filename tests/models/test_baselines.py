@@ -19,9 +19,12 @@ def test_recent_customers_score_highest_for_purchase_and_lowest_for_churn():
     assert list(churn.sort_values(ascending=False).index) == ["d", "c", "b", "a"]
 
 
-def test_non_buyers_rank_lowest_on_the_rfm_baseline():
-    # c has no RFM score: it ranks below d (111) for purchase: min(555,345,111) - 1 = 110
-    assert baseline_scores(FEATURES, "purchase")["rfm"]["c"] == 110.0
+def test_non_buyers_are_the_least_likely_to_buy_and_the_most_likely_to_churn_on_the_rfm_baseline():
+    # c has no RFM score (never bought): it counts as 0, below d's 111
+    purchase = baseline_scores(FEATURES, "purchase")["rfm"]
+    churn = baseline_scores(FEATURES, "churn")["rfm"]
+    assert purchase.idxmin() == "c" and purchase["c"] == 0.0
+    assert churn.idxmax() == "c"
 
 
 def test_auc_uses_only_labelled_rows():
