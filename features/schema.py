@@ -126,3 +126,14 @@ def required_columns(table: str) -> list[str]:
 def column_names(table: str) -> list[str]:
     """Returns every canonical column name of a table, in contract order."""
     return [c.name for c in TABLE_COLUMNS[table]]
+
+
+def check_timezone(value: str, key: str) -> str:
+    """Returns an IANA timezone name unchanged, or raises naming the params key and an example."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{key} {value!r} is unknown; use an IANA name such as UTC or Europe/London") from None
+    return value

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.base import BuildContext, Feature, FeatureFamily, exact_sum
-from features.schema import PURCHASE
+from features.schema import PURCHASE, check_timezone
 
 PREFIX = "timing__"
 SECONDS_PER_DAY = 86400
@@ -76,13 +76,7 @@ class TimingConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"features.timing.timezone {value!r} is unknown; use an IANA name such as UTC or Europe/Paris"
-            ) from None
-        return value
+        return check_timezone(value, "features.timing.timezone")
 
     @field_validator("daypart_start_hours")
     @classmethod

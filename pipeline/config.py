@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.config import FeaturesConfig
 from features.labels import LabelsConfig
-from features.schema import EVENT_TYPES, TABLE_COLUMNS
+from features.schema import EVENT_TYPES, TABLE_COLUMNS, check_timezone
 from models.journey import JourneyModelConfig
 from models.personas import PersonasConfig
 from models.propensity import PropensityConfig
@@ -171,11 +170,7 @@ class DataConfig(_Section):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/London") from None
-        return value
+        return check_timezone(value, "data.timezone")
 
 
 RowPolicy = Literal["drop", "fail"]

@@ -9,13 +9,9 @@ import datetime as dt
 import functools
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -23,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from features.schema import EVENT_TYPES, JOURNEY_STAGES, PERSONAS, column_names
+from features.schema import EVENT_TYPES, JOURNEY_STAGES, PERSONAS, check_timezone, column_names
+from pipeline.io import write_atomic
 
 # --------------------------------------------------------------------------- vocabularies
 
@@ -130,11 +127,7 @@ class SimulateConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/Berlin") from None
-        return value
+        return check_timezone(value, "simulate.timezone")
 
     @field_validator("holidays", mode="before")
     @classmethod
@@ -1293,19 +1286,6 @@ _FILES = {
 _META = "simulation.json"
 
 
-def _write_atomic(path: Path, writer: Callable[[Path], None]) -> Path:
-    """Writes through a temporary file in the same folder, then renames it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_simulation(sim: SimulatedData, out_dir: Path) -> dict[str, Path]:
     """Writes every table and the truth as Parquet plus simulation.json (config); each file atomically.
 
@@ -1316,7 +1296,7 @@ def write_simulation(sim: SimulatedData, out_dir: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for attr, name in _FILES.items():
         frame: pd.DataFrame = getattr(sim, attr)
-        paths[name.removesuffix(".parquet")] = _write_atomic(out / name, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+        paths[name.removesuffix(".parquet")] = write_atomic(out / name, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
     meta = {
         "format": FORMAT,
         "config": sim.config.model_dump(mode="json"),
@@ -1324,7 +1304,7 @@ def write_simulation(sim: SimulatedData, out_dir: Path) -> dict[str, Path]:
         "rows": {attr: len(getattr(sim, attr)) for attr in _FILES},
     }
     text = json.dumps(meta, indent=2) + "\n"
-    paths["simulation"] = _write_atomic(out / _META, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    paths["simulation"] = write_atomic(out / _META, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return paths
 
 

@@ -10,21 +10,14 @@ import pytest
 
 from pipeline import score as score_module
 from pipeline.cli import main
+from tests._small import SMALL_TRAINING
 from pipeline.config import load_params
 from pipeline.io import write_atomic
 from pipeline.score import neutralise_formulas, write_scores
 from pipeline.simulate import SimulateConfig, simulate, write_simulation
 from pipeline.train import train
 
-SMALL = [
-    "models.propensity.n_trials=2",
-    "models.propensity.min_positives=30",
-    "models.propensity.min_negatives=30",
-    "models.personas.bootstrap_resamples=2",
-    "models.personas.k_range=[4, 6]",
-    "labels.n_snapshots=4",
-    "run.reference_time=2030-01-01",
-]
+SMALL = SMALL_TRAINING
 
 
 def test_formula_cells_are_escaped_but_numbers_and_plain_text_are_not():

@@ -11,6 +11,7 @@ import pytest
 from models.propensity import NotEligibleError
 from pipeline import tracking
 from pipeline.cli import main
+from tests._small import SMALL_TRAINING
 from pipeline.config import load_params
 from pipeline.featurize import features_for
 from pipeline.data import load_dataset
@@ -19,15 +20,7 @@ from pipeline.train import data_digest, train
 
 pytestmark = pytest.mark.slow
 
-SMALL = [
-    "models.propensity.n_trials=2",
-    "models.propensity.min_positives=30",
-    "models.propensity.min_negatives=30",
-    "models.personas.bootstrap_resamples=2",
-    "models.personas.k_range=[4, 6]",
-    "labels.n_snapshots=4",
-    "run.reference_time=2030-01-01",
-]
+SMALL = SMALL_TRAINING
 
 
 @pytest.fixture(scope="module")
