@@ -95,6 +95,25 @@ def _enabled(config: FeaturesConfig) -> list[FeatureFamily]:
     return [family for name, family in FAMILIES.items() if name in config.enabled]
 
 
+def _skip_reasons(ctx: BuildContext, config: FeaturesConfig) -> dict[str, str]:
+    """Returns the enabled families whose inputs are missing in this context, with the reason."""
+    reasons = {family.name: family.missing_inputs(ctx) for family in _enabled(config)}
+    return {name: reason for name, reason in reasons.items() if reason is not None}
+
+
+def skipped_families(
+    events: ir.Table,
+    cutoff: date | datetime | str | pd.Timestamp,
+    config: FeaturesConfig,
+    customers: ir.Table | None = None,
+    catalog: ir.Table | None = None,
+) -> dict[str, str]:
+    """Returns the families build_features would skip at the cutoff, with why, without building anything."""
+    _check_events(events)
+    moment = utc_cutoff(cutoff)
+    return _skip_reasons(build_context(events_before(events, moment), moment, customers, catalog), config)
+
+
 def _checked(family: FeatureFamily, table: ir.Table, features: list[Feature]) -> None:
     """Raises when a builder's output breaks the contract: key first, then its catalog columns in order."""
     expected = [CUSTOMER_KEY] + [f.name for f in features]
@@ -130,13 +149,11 @@ def build_features(
 
     population = before.select(before[CUSTOMER_KEY].cast("string").name(CUSTOMER_KEY)).distinct()
     joined = population
-    skipped: dict[str, str] = {}
+    skipped = _skip_reasons(ctx, config)
     features: list[Feature] = []
     for family in _enabled(config):
-        reason = family.missing_inputs(ctx)
-        if reason is not None:
-            log.info("skipping feature family %s: %s", family.name, reason)
-            skipped[family.name] = reason
+        if family.name in skipped:
+            log.info("skipping feature family %s: %s", family.name, skipped[family.name])
             continue
         section = config.section(family.name)
         made = family_catalog(family, section, ctx)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from features.build import build_features
+from features.build import build_features, skipped_families
 from features.labels import LABEL_COLUMNS, make_training_frame, snapshot_cutoffs
 from features.schema import JOURNEY_STAGES
 from models.bundle import TARGETS, SegmentationBundle
@@ -173,7 +173,8 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
     cu = register(con, "customers", dataset.customers) if dataset.customers is not None else None
     ca = register(con, "catalog", dataset.catalog) if dataset.catalog is not None else None
     frame = make_training_frame(ev, cutoffs, params.features, params.labels, customers=cu, catalog=ca)
-    skipped = build_features(ev, cutoffs[-1], params.features, customers=cu, catalog=ca).skipped
+    # Only the reasons are needed here: the features themselves are already in the training frame.
+    skipped = skipped_families(ev, cutoffs[-1], params.features, customers=cu, catalog=ca)
     for family, reason in skipped.items():
         log.info("feature family %s skipped: %s", family, reason)
     inputs = feature_columns(frame)
