@@ -50,6 +50,13 @@ def test_atomic_write_creates_missing_folders(tmp_path):
     assert path.read_text() == "x"
 
 
+def test_atomic_write_gives_the_file_the_usual_permissions_not_the_temp_files_private_ones(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = write_atomic(tmp_path / "atomic.txt", lambda tmp: tmp.write_text("x"))
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
 def test_chunked_parquet_output_equals_one_frame(tmp_path):
     frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(10)], "p": [i / 10 for i in range(10)]})
     rows = write_scores(score_module.chunks(frame, 3), tmp_path / "s.parquet", "parquet")
