@@ -606,10 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.profile:
         result["profile"] = _child(args, "profile", [])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    from pipeline.io import write_text_atomic
+
+    write_text_atomic(json.dumps(result, indent=2) + "\n", args.out)
     print(markdown(result))
     return 0
 

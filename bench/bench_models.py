@@ -56,6 +56,7 @@ from models.journey import JourneyResult, fit_journey_model, journey_input_colum
 from models.personas import PersonaModel, bootstrap_stability
 from models.propensity import NotEligibleError, brier, tune_and_fit
 from pipeline.config import Params
+from pipeline.io import write_atomic, write_text_atomic
 from pipeline.data import load_dataset
 from pipeline.engine import connect, register
 from pipeline.simulate import SimulateConfig, read_simulation, simulate, write_simulation
@@ -107,9 +108,7 @@ def training_frame(folder: Path, params: Params) -> tuple[pd.DataFrame, list[pd.
         ca = register(con, "catalog", dataset.catalog) if dataset.catalog is not None else None
         cutoffs = snapshot_cutoffs(dataset.events["timestamp"].max(), params.labels)
         frame = make_training_frame(ev, cutoffs, params.features, params.labels, customers=cu, catalog=ca)
-        tmp = path.with_name(f".{path.name}.tmp")
-        frame.to_parquet(tmp)
-        tmp.replace(path)
+        write_atomic(path, frame.to_parquet)
     cutoffs = sorted(pd.unique(frame.index.get_level_values(CUTOFF)))
     return frame, [pd.Timestamp(c) for c in cutoffs]
 
@@ -213,18 +212,11 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
 def _baseline_scores(features: pd.DataFrame, target: str) -> dict[str, np.ndarray]:
     """Returns baseline scores (higher = more likely the outcome) of a snapshot's customers.
 
-    recency and rfm are models.baselines (what `pipeline train` reports next to each model), except
-    that for churn a customer without an RFM score (no purchase) ranks as the likeliest to churn; for
+    recency and rfm are models.baselines (what `pipeline train` reports next to each model); for
     purchase also recency_purchase: fewer days since the last purchase, a customer who never bought
     ranking lowest.
     """
     out = {name: score.to_numpy(dtype=float) for name, score in baseline_scores(features, target).items()}
-    if target == "churn" and "value__rfm_score" in features.columns:
-        # models.baselines fills a non-buyer's missing RFM score with the lowest churn score, i.e. ranks
-        # non-buyers as the customers least likely to churn (ROC-AUC below 0.5 here); as the weakest
-        # customers they are the likeliest to churn.
-        risk = -pd.to_numeric(features["value__rfm_score"], errors="coerce")
-        out["rfm"] = risk.fillna(risk.max() + 1 if risk.notna().any() else 0.0).to_numpy(dtype=float)
     if target == "purchase":
         since = -pd.to_numeric(features["timing__days_since_last_purchase"], errors="coerce")
         out["recency_purchase"] = since.fillna(since.min() - 1 if since.notna().any() else 0.0).to_numpy(dtype=float)
@@ -405,10 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "sklearn": sklearn.__version__,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    write_text_atomic(json.dumps(result, indent=2) + "\n", args.out)
     print(markdown(result))
     return 0
 

@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:  # run as a plain script from anywhere
 import numpy as np
 import pandas as pd
 
+from pipeline.io import write_text_atomic
 from pipeline.simulate import SimulateConfig, simulate
 
 
@@ -57,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "pandas": pd.__version__,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    write_text_atomic(json.dumps(result, indent=2) + "\n", args.out)
     print(json.dumps(result, indent=2))
     return 0
 
