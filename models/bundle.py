@@ -21,6 +21,7 @@ from models.propensity import PropensityConfig, PropensityModel, score
 from models.segments import SegmentsConfig, assign_segments
 
 TARGETS: dict[str, str] = {"purchase": "purchase likelihood", "churn": "churn risk"}
+VALUE_COLUMN = "value__monetary_net"  # purchase revenue minus returns in the last 365 days
 
 
 @dataclass
@@ -98,6 +99,8 @@ class SegmentationBundle:
             out["journey_stage_confidence"] = stages["stage_confidence"].to_numpy()
             for stage in JOURNEY_STAGES:
                 out[f"journey_prob_{stage}"] = stages[f"prob_{stage}"].to_numpy()
+        if VALUE_COLUMN in features.columns:  # revenue behind transitions at risk and value audiences
+            out["value_365d"] = features[VALUE_COLUMN].astype("float64").to_numpy()
         segments = assign_segments(features, self.segments_config, customers=customers,
                                    churn_probability=churn_probability, cutoff=cutoff)
         for column in segments.frame.columns:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from features.config import FeaturesConfig
 from features.labels import LabelsConfig
 from features.schema import EVENT_TYPES, TABLE_COLUMNS, check_timezone
+from models.activation import Audience, TransitionsConfig, default_audiences
+from models.drift import DriftConfig
 from models.journey import JourneyModelConfig
 from models.personas import PersonasConfig
 from models.propensity import PropensityConfig
@@ -218,6 +220,22 @@ class ModelsConfig(_Section):
     )
 
 
+class ScoringConfig(_Section):
+    """Settings of `pipeline score`: chunking, reason codes, drift, transitions and audiences."""
+
+    chunk_size: int = Field(50_000, ge=100, description="Customers scored per chunk; bounds the memory of models and SHAP.")
+    reasons: int = Field(3, ge=0, le=20, description="Reason codes per propensity model and customer (0: none, much faster).")
+    drift: DriftConfig = Field(
+        default_factory=DriftConfig,
+        description="Population stability of the top features and the scores against training (reference saved at training).")
+    transitions: TransitionsConfig = Field(
+        default_factory=TransitionsConfig, description="Segment transitions against --previous scores.")
+    audiences: dict[str, Audience] = Field(
+        default_factory=default_audiences,
+        description="Named audiences written by `score --audiences`: conditions on score columns (one_of, none_of, "
+        "min, max; all must hold), optional order_by and limit, extra columns.")
+
+
 class Params(_Section):
     run: RunConfig = Field(default_factory=RunConfig, description="Run-wide settings.")
     data: DataConfig = Field(default_factory=DataConfig, description="Inputs and their mapping onto the data contract.")
@@ -226,6 +244,7 @@ class Params(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig, description="Feature families and windows.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Training labels and snapshots.")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="Model settings.")
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig, description="Batch scoring and its outputs.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking and registry.")
 
 
@@ -349,6 +368,12 @@ def _section_lines(model: BaseModel, indent: str) -> list[str]:
         if isinstance(value, BaseModel):
             lines.append(f"{indent}{name}:")
             lines.extend(_section_lines(value, indent + "  "))
+        elif isinstance(data[name], dict) and any(isinstance(v, dict) for v in data[name].values()):
+            # Nested mappings (audiences, signatures, weights) read better as blocks.
+            block = yaml.safe_dump(data[name], default_flow_style=None, sort_keys=False,
+                                   allow_unicode=True, width=100)
+            lines.append(f"{indent}{name}:")
+            lines.extend(f"{indent}  {line}" for line in block.rstrip("\n").splitlines())
         else:
             lines.append(f"{indent}{name}: {_yaml_value(data[name])}")
     return lines

@@ -14,13 +14,15 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models.activation import AudienceCollector, at_risk_summary, transition_matrix, transitions
 from models.bundle import SegmentationBundle
+from models.drift import DriftConfig, drift_table
 from pipeline import tracking
 from pipeline.config import Params
 from pipeline.data import Dataset, load_dataset
@@ -95,41 +97,161 @@ def write_scores(parts: Iterator[pd.DataFrame], out: Path, fmt: Literal["parquet
     return written
 
 
+SEGMENT_COLUMNS = ("persona", "lifecycle", "user_status", "rfm_cell", "usage_tier", "engagement_level",
+                   "satisfaction", "loyalty", "journey_stage", "purchase_bucket", "churn_bucket")
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """Reads a scores file written by `pipeline score` (Parquet, or CSV with --format csv)."""
+    if not path.exists():
+        raise FileNotFoundError(f"previous scores {path} do not exist; pass a file written by `pipeline score`")
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path, dtype={"customer_id": "string"}, keep_default_na=True)
+    return pd.read_parquet(path)
+
+
+def sibling(out: Path, suffix: str) -> Path:
+    """Returns the path of a companion output next to `out`: scores.parquet -> scores.<suffix>."""
+    return out.with_name(f"{out.stem}.{suffix}")
+
+
+def write_table(frame: pd.DataFrame, path: Path, fmt: Literal["parquet", "csv"]) -> None:
+    """Writes a small companion table atomically in the run's format (CSV cells escaped like the scores)."""
+    if fmt == "csv":
+        write_atomic(path, lambda tmp: neutralise_formulas(frame).to_csv(tmp, index=False))
+    else:
+        write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+class _Tally:
+    """What a scoring run keeps while chunks stream to disk: segment counts, scores for drift, audiences."""
+
+    def __init__(self, audiences: AudienceCollector | None, keep: list[str]):
+        self.counts: dict[str, dict[str, int]] = {}
+        self.audiences = audiences
+        self.keep = keep
+        self.kept: list[pd.DataFrame] = []
+
+    def watch(self, parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for part in parts:
+            for column in SEGMENT_COLUMNS:
+                if column in part.columns:
+                    seen = self.counts.setdefault(column, {})
+                    for value, n in part[column].value_counts(dropna=False).items():
+                        key = "(empty)" if pd.isna(value) else str(value)
+                        seen[key] = seen.get(key, 0) + int(n)
+            if self.audiences is not None:
+                self.audiences.add(part)
+            columns = [c for c in self.keep if c in part.columns]
+            # Strings as categories: a million customers' segments then cost a few MB, not hundreds.
+            self.kept.append(part[columns].astype({c: "category" for c in columns if part[c].dtype != "float64"
+                                                   and c != "customer_id"}))
+            yield part
+
+    def frame(self) -> pd.DataFrame:
+        if not self.kept:
+            return pd.DataFrame(columns=self.keep)
+        return pd.concat([k.astype({c: "object" for c in k.columns if isinstance(k[c].dtype, pd.CategoricalDtype)})
+                          for k in self.kept], ignore_index=True)
+
+
+def drift_check(bundle: SegmentationBundle, features: pd.DataFrame, scores: pd.DataFrame,
+                config: DriftConfig) -> pd.DataFrame | None:
+    """Returns the PSI table of this population against training, or None for bundles without a reference."""
+    references = bundle.metadata.get("drift_reference")
+    if not references:
+        log.warning("model version %s has no drift reference (trained before drift tracking); retrain to get drift",
+                    bundle.metadata.get("model_version"))
+        return None
+    current = features.join(scores.set_index("customer_id")[[c for c in scores.columns if c.endswith("_probability")]])
+    table = drift_table(references, current, config.warning_psi)
+    for row in table.itertuples():
+        if row.warning:
+            log.warning("drift: %s %s has PSI %.3f against training (warning above %.2f): %s shift", row.kind,
+                        row.column, row.psi, config.warning_psi, row.level)
+    return table
+
+
 def score(params: Params, data_path: str | None, out: Path, model: str = "champion", cutoff: str | None = None,
-          fmt: Literal["parquet", "csv"] = "parquet", reasons: int = 3, chunk_size: int = 50_000) -> dict[str, object]:
-    """Runs a scoring job end to end and records it as an MLflow run; returns its summary."""
+          fmt: Literal["parquet", "csv"] = "parquet", reasons: int | None = None, chunk_size: int | None = None,
+          previous: Path | None = None, audiences_dir: Path | None = None) -> dict[str, Any]:
+    """Runs a scoring job end to end and records it as an MLflow run; returns its summary.
+
+    Besides the scores: drift against training (always, when the model has a reference), segment
+    transitions against `previous` scores, and one file per params audience in `audiences_dir`.
+    """
     started = time.perf_counter()
+    config = params.scoring
+    reasons = config.reasons if reasons is None else reasons
+    chunk_size = config.chunk_size if chunk_size is None else chunk_size
     tracking.configure(params.tracking)
     bundle = tracking.load_bundle(params.tracking.model_name, model)
+    old = read_scores(previous) if previous is not None else None  # fail before the long part
+    if audiences_dir is not None and not config.audiences:
+        raise ValueError("--audiences: params.yaml defines no audience under scoring.audiences")
     dataset: Dataset = load_dataset(data_path, params)
     moment = parse_cutoff(cutoff, dataset.events)
     scoring_params = params.model_copy(update={"features": bundle.features_config})  # features as trained
     features = features_for(dataset, moment, scoring_params).frame
     log.info("scoring %s customers at %s with %s version %s", f"{len(features):,}", moment.date(),
              params.tracking.model_name, bundle.metadata.get("model_version"))
-    counts: dict[str, dict[str, int]] = {}
-
-    def counted(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for part in parts:
-            for column in ("persona", "lifecycle", "rfm_cell", "journey_stage", "purchase_bucket", "churn_bucket"):
-                if column in part.columns:
-                    for value, n in part[column].value_counts().items():
-                        counts.setdefault(column, {})[str(value)] = counts.get(column, {}).get(str(value), 0) + int(n)
-            yield part
-
-    rows = write_scores(counted(score_frame(bundle, features, dataset.customers, moment, reasons, chunk_size)),
+    keep = ["customer_id", *[f"{t}_probability" for t in bundle.propensity], *SEGMENT_COLUMNS,
+            config.transitions.revenue_column]
+    tally = _Tally(AudienceCollector(config.audiences) if audiences_dir is not None else None,
+                   list(dict.fromkeys(keep)))
+    rows = write_scores(tally.watch(score_frame(bundle, features, dataset.customers, moment, reasons, chunk_size)),
                         out, fmt)
+    kept = tally.frame()
+    drift = drift_check(bundle, features, kept, config.drift)
+
+    outputs: dict[str, str] = {"scores": str(out)}
+    at_risk = None
+    matrix = None
+    skipped: dict[str, str] = {}
+    if old is not None:
+        moves, skipped = transitions(old, kept, config.transitions)
+        matrix = transition_matrix(old, kept, config.transitions)
+        at_risk = at_risk_summary(matrix)
+        write_table(moves, sibling(out, f"transitions.{fmt}"), fmt)
+        write_atomic(sibling(out, "transition_matrix.csv"), lambda tmp: matrix.to_csv(tmp, index=False))
+        outputs["transitions"] = str(sibling(out, f"transitions.{fmt}"))
+        outputs["transition_matrix"] = str(sibling(out, "transition_matrix.csv"))
+        for dimension, reason in skipped.items():
+            log.info("transitions: %s skipped (%s)", dimension, reason)
+    audience_sizes: dict[str, int] = {}
+    if tally.audiences is not None and audiences_dir is not None:
+        for name, members in tally.audiences.result().items():
+            path = audiences_dir / f"{name}.{fmt}"
+            write_table(members, path, fmt)
+            audience_sizes[name] = len(members)
+            outputs[f"audience.{name}"] = str(path)
+
     seconds = time.perf_counter() - started
-    summary = {"rows": rows, "cutoff": str(moment), "model_version": bundle.metadata.get("model_version"),
-               "seconds": seconds, "segments": counts, "out": str(out)}
+    summary: dict[str, Any] = {
+        "rows": rows, "cutoff": str(moment), "model_version": bundle.metadata.get("model_version"),
+        "seconds": seconds, "segments": tally.counts, "out": str(out), "outputs": outputs,
+        "drift": drift, "at_risk": at_risk, "audiences": audience_sizes, "transitions_skipped": skipped,
+    }
     with tracking.run(params.tracking.score_experiment, run_name=f"score-{moment.date()}",
                       tags={"data_digest": data_digest(dataset.events), "model_name": params.tracking.model_name,
                             "model_version": str(bundle.metadata.get("model_version")), "output": str(out)}):
         tracking.log_params({"cutoff": str(moment), "model": model, "format": fmt, "reasons": reasons,
-                             "chunk_size": chunk_size})
+                             "chunk_size": chunk_size, "previous": str(previous) if previous else "",
+                             "audiences": ", ".join(config.audiences) if audiences_dir is not None else ""})
         tracking.log_metrics({"rows": rows, "seconds": seconds, "validation": dataset.report.counts(),
-                              "segments": counts})
+                              "segments": tally.counts, "audiences": audience_sizes})
         tracking.log_text(dataset.report.to_text(), "validation_report.txt")
+        if drift is not None:
+            tracking.log_metrics({"drift": {"psi": dict(zip(drift["column"], drift["psi"].fillna(-1.0))),
+                                            "warnings": int(drift["warning"].sum())}})
+            tracking.log_frame(drift, "drift.csv")
+        if matrix is not None and at_risk is not None:
+            tracking.log_frame(matrix, "transition_matrix.csv")
+            tracking.log_metrics({"at_risk": {row.dimension: {"customers": row.customers, "revenue": row.revenue}
+                                              for row in at_risk.itertuples()}})
+        tracking.log_json({"outputs": outputs, "audiences": {n: a.model_dump(mode="json") for n, a in
+                                                             config.audiences.items()} if audience_sizes else {},
+                           "transitions_skipped": skipped}, "outputs.json")
     return summary
 
 
@@ -137,13 +259,37 @@ def cmd_score(args: argparse.Namespace) -> int:
     from pipeline.cli import _load
 
     params = _load(args)
-    summary = score(params, args.data, Path(args.out), args.model, args.cutoff, args.format,
-                    0 if args.no_reasons else args.reasons, args.chunk_size)
+    out = Path(args.out)
+    audiences = None
+    if args.audiences is not None:
+        audiences = Path(args.audiences) if args.audiences else sibling(out, "audiences")
+    summary = score(params, args.data, out, args.model, args.cutoff, args.format,
+                    0 if args.no_reasons else args.reasons, args.chunk_size,
+                    Path(args.previous) if args.previous else None, audiences)
     print(f"scored {summary['rows']:,} customers at {summary['cutoff'][:10]} with model version "
           f"{summary['model_version']} in {summary['seconds']:.1f} s -> {summary['out']}")
     for column, values in summary["segments"].items():
         shown = ", ".join(f"{k} {v:,}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
         print(f"  {column}: {shown}")
+    drift = summary["drift"]
+    if drift is not None:
+        flagged = drift[drift["warning"]]
+        worst = drift.iloc[0] if len(drift) else None
+        if len(flagged):
+            print(f"  DRIFT WARNING: {len(flagged)} of {len(drift)} columns shifted beyond PSI "
+                  f"{params.scoring.drift.warning_psi}: " + ", ".join(
+                      f"{r.column} {r.psi:.2f}" for r in flagged.itertuples()))
+        elif worst is not None:
+            print(f"  drift: all {len(drift)} checked columns stable enough (largest PSI {worst['psi']:.3f}, "
+                  f"{worst['column']})")
+    if summary["at_risk"] is not None:
+        for row in summary["at_risk"].itertuples():
+            print(f"  entering at-risk {row.dimension}: {int(row.customers):,} customers, revenue {row.revenue:,.2f}")
+    for name, size in summary["audiences"].items():
+        print(f"  audience {name}: {size:,} customers -> {summary['outputs'][f'audience.{name}']}")
+    for name in ("transitions", "transition_matrix"):
+        if name in summary["outputs"]:
+            print(f"  {name.replace('_', ' ')} -> {summary['outputs'][name]}")
     return 0
 
 
@@ -162,7 +308,15 @@ def register_command(sub: argparse._SubParsersAction, common: Callable[..., None
     p.add_argument("--out", metavar="FILE", default="scores.parquet", help="output file (default: scores.parquet)")
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet",
                    help="output format; csv escapes cells that a spreadsheet would run as formulas")
-    p.add_argument("--reasons", type=int, default=3, help="reason codes per propensity model (default: 3)")
+    p.add_argument("--reasons", type=int, default=None,
+                   help="reason codes per propensity model (default: scoring.reasons in params, 3)")
     p.add_argument("--no-reasons", action="store_true", help="skip reason codes (much faster)")
-    p.add_argument("--chunk-size", type=int, default=50_000, help="customers scored per chunk (bounds memory)")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="customers scored per chunk, bounds memory (default: scoring.chunk_size in params)")
+    p.add_argument("--previous", metavar="OLD_SCORES", default=None,
+                   help="an earlier scores file: also write <out>.transitions.<format> (customers who changed "
+                   "segment) and <out>.transition_matrix.csv (customers and revenue per move, at-risk entries flagged)")
+    p.add_argument("--audiences", metavar="DIR", nargs="?", const="", default=None,
+                   help="write one file per audience of scoring.audiences in params into DIR "
+                   "(default when given without DIR: <out>.audiences/ next to the scores)")
     commands["score"] = cmd_score

@@ -23,6 +23,7 @@ from features.build import build_features, skipped_families
 from features.labels import LABEL_COLUMNS, make_training_frame, snapshot_cutoffs
 from features.schema import JOURNEY_STAGES
 from models.bundle import TARGETS, SegmentationBundle
+from models.drift import build_reference, top_features
 from models.journey import JourneyResult, decayed_columns, fit_journey_model, journey_input_columns, predict_stages
 from models.personas import PersonaModel, bootstrap_stability, persona_profiles
 from models.baselines import baseline_auc
@@ -217,6 +218,11 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
         metadata={"data_digest": data_digest(events), "cutoffs": [str(c) for c in cutoffs],
                   "first_event": str(first), "last_event": str(last), "feature_columns": inputs},
     )
+
+    drift = params.scoring.drift
+    bundle.metadata["drift_reference"] = build_reference(
+        latest, top_features([r.feature_importances for r in results.values()], drift.features),
+        bundle.reference, drift.bins)
 
     # Out-of-time evaluation slices: persona and journey stage at the test snapshot.
     test_cutoff = max(cutoffs)

@@ -54,7 +54,7 @@ def test_unknown_top_level_key_names_the_key_and_the_allowed_keys(tmp_path):
         load_params(path)
     msg = str(err.value)
     assert "modelz: unknown key" in msg
-    assert "allowed keys here: data, features, labels, models, run, simulate, tracking, validation" in msg
+    assert "allowed keys here: data, features, labels, models, run, scoring, simulate, tracking, validation" in msg
 
 
 def test_unknown_nested_key_names_its_full_path(tmp_path):

@@ -116,3 +116,69 @@ def test_scoring_with_an_unknown_model_version_says_how_to_fix_it(trained, monke
     err = capsys.readouterr().err
     assert "version '99'" in err and "python -m pipeline train" in err
     assert not (folder / "x.parquet").exists()
+
+
+@pytest.mark.slow
+def test_transitions_audiences_and_drift_come_with_the_scores(trained, monkeypatch, capsys):
+    folder, data, uri = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(folder)
+    sets = [a for s in SMALL for a in ("--set", s)]
+    early, late = folder / "early.parquet", folder / "late.parquet"
+    last = pd.read_parquet(data / "events.parquet", columns=["timestamp"])["timestamp"].max()
+    two_months_before = str((last - pd.Timedelta(days=60)).date())
+    assert main(["score", "--data", str(data), "--out", str(early), "--cutoff", two_months_before, "--no-reasons",
+                 *sets]) == 0
+    assert main(["score", "--data", str(data), "--out", str(late), "--no-reasons", "--previous", str(early),
+                 "--audiences", *sets]) == 0
+    printed = capsys.readouterr().out
+    assert "entering at-risk lifecycle" in printed and "audience likely_purchasers" in printed
+
+    before, after = pd.read_parquet(early), pd.read_parquet(late)
+    moves = pd.read_parquet(folder / "late.transitions.parquet")
+    both = before.merge(after, on="customer_id", how="outer", suffixes=("_old", "_new"))
+    changed = both["lifecycle_old"].fillna("(none)") != both["lifecycle_new"].fillna("(none)")
+    lifecycle = moves[moves["dimension"] == "lifecycle"]
+    assert sorted(lifecycle["customer_id"]) == sorted(both.loc[changed, "customer_id"])
+    assert (lifecycle["from"] != lifecycle["to"]).all()
+    matrix = pd.read_csv(folder / "late.transition_matrix.csv")
+    per_dimension = matrix.groupby("dimension")["customers"].sum()
+    assert (per_dimension == len(both)).all()  # every customer counted once per dimension
+    assert set(per_dimension.index) >= {"lifecycle", "rfm_cell", "purchase_bucket", "churn_bucket", "persona"}
+
+    buyers = pd.read_parquet(folder / "late.audiences" / "likely_purchasers.parquet")
+    assert sorted(buyers["customer_id"]) == sorted(after.loc[after["purchase_percentile"] >= 81, "customer_id"])
+    churners = pd.read_parquet(folder / "late.audiences" / "high_value_churn_risk.parquet")
+    assert churners["churn_probability"].is_monotonic_decreasing
+    assert set(churners["rfm_cell"]) <= {"Champions", "Loyal", "Can't lose", "At risk"}
+
+
+@pytest.mark.slow
+def test_scoring_deliberately_shifted_data_warns_of_drift_and_logs_it(trained, monkeypatch, capsys, caplog):
+    import mlflow
+
+    folder, data, uri = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(folder)
+    params = load_params(None, SMALL)
+    same = score_module.score(params, str(data), folder / "same.parquet", reasons=0)
+    # Shifted: every customer keeps only the last 20 days of history, so tenure, frequency and
+    # revenue collapse while the model still expects a year of behaviour.
+    shifted = folder / "shifted"
+    shifted.mkdir()
+    events = pd.read_parquet(data / "events.parquet")
+    events[events["timestamp"] >= events["timestamp"].max() - pd.Timedelta(days=20)].to_parquet(
+        shifted / "events.parquet")
+    moved = score_module.score(params, str(shifted / "events.parquet"), folder / "moved.parquet", reasons=0)
+
+    calm, drifted = same["drift"], moved["drift"]
+    assert drifted["warning"].any() and drifted["psi"].max() > 1.0
+    assert drifted["psi"].max() > 4 * calm["psi"].max()
+    assert set(calm["kind"]) == {"feature", "score"}
+    assert "drift:" in caplog.text and "against training" in caplog.text
+
+    runs = mlflow.search_runs(experiment_names=[params.tracking.score_experiment], order_by=["start_time DESC"])
+    latest = runs.iloc[0]
+    assert latest["metrics.drift.warnings"] == int(drifted["warning"].sum())
+    column = drifted.iloc[0]["column"]
+    assert latest[f"metrics.drift.psi.{column}"] == pytest.approx(drifted.iloc[0]["psi"])
