@@ -9,7 +9,7 @@ columns (all conditions must hold), optionally ordered and capped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -142,33 +142,6 @@ def select_audience(scores: pd.DataFrame, name: str, audience: Audience) -> pd.D
     else:
         chosen = chosen.sort_values("customer_id")
     return chosen.reset_index(drop=True)
-
-
-class AudienceCollector:
-    """Selects audiences chunk by chunk, so scores streamed in chunks never need to be held whole.
-
-    Conditions are row-wise; a limit keeps only the best `limit` rows seen so far, so memory stays
-    bounded by the audience sizes.
-    """
-
-    def __init__(self, audiences: Mapping[str, Audience]):
-        self.audiences = dict(audiences)
-        self._parts: dict[str, list[pd.DataFrame]] = {name: [] for name in self.audiences}
-
-    def add(self, chunk: pd.DataFrame) -> None:
-        for name, audience in self.audiences.items():
-            parts = self._parts[name]
-            parts.append(select_audience(chunk, name, audience))
-            if audience.limit is not None and len(parts) > 1:
-                self._parts[name] = [select_audience(pd.concat(parts, ignore_index=True), name, audience)]
-
-    def result(self) -> dict[str, pd.DataFrame]:
-        out = {}
-        for name, audience in self.audiences.items():
-            parts = self._parts[name]
-            out[name] = (select_audience(pd.concat(parts, ignore_index=True), name, audience) if parts
-                         else pd.DataFrame(columns=["customer_id"]))
-        return out
 
 
 # --------------------------------------------------------------------------- transitions

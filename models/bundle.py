@@ -60,6 +60,16 @@ class SegmentationBundle:
                 state[name] = model.model_validate(state[name])
         self.__dict__.update(state)
 
+    def use_threads(self, threads: int) -> None:
+        """Sets the threads LightGBM predicts and explains with; results do not depend on them.
+
+        Training fixes its own thread count (reproducible tuning); a scoring machine can use all its cores.
+        """
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        for model in self.propensity.values():
+            model.n_jobs = int(threads)
+
     def explainer(self, target: str) -> Explainer:
         """Returns the SHAP explainer of one propensity model, built once."""
         if target not in self._explainers:

@@ -41,15 +41,14 @@ class Explainer:
         return float(np.ravel(self._explainer.expected_value)[-1])
 
     def shap_values(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Return SHAP values (log-odds) per row and feature, with X's index and X's feature columns in X's order."""
+        """Return SHAP values (log-odds) per row and feature, with X's index and X's feature columns in X's order.
+
+        They come from LightGBM's own TreeSHAP (`pred_contrib`), which is what shap.TreeExplainer
+        calls for a LightGBM booster, run on the model's `n_jobs` threads (scoring raises them).
+        """
         prepared = self.model.prepare_features(X)
-        with warnings.catch_warnings():
-            # shap announces on every call that its LightGBM output format changed; handled below.
-            warnings.filterwarnings("ignore", message="LightGBM binary classifier with TreeExplainer")
-            raw = self._explainer.shap_values(prepared)
-        values = np.asarray(raw[-1] if isinstance(raw, list) else raw, dtype="float64")
-        if values.ndim == 3:
-            values = values[..., -1]
+        contributions = self.model.booster_.predict(prepared, pred_contrib=True, num_threads=self.model.n_jobs)
+        values = np.asarray(contributions, dtype="float64")[:, :-1]  # the last column is the base value
         table = pd.DataFrame(values, index=X.index, columns=prepared.columns)
         features = set(prepared.columns)
         return table[[c for c in X.columns if c in features]]

@@ -11,6 +11,7 @@ from typing import Callable
 
 from pipeline import __version__
 
+DISTRIBUTION = "behavioural-segmentation"  # the name pip knows the package by (pyproject.toml)
 log = logging.getLogger("pipeline")
 
 COMMON_HELP = """
@@ -73,14 +74,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from pipeline.config import defaults_yaml, params_to_yaml
+    from pipeline.config import defaults_yaml, params_reference_markdown, params_to_yaml
 
     params = _load(args)
-    print(defaults_yaml(params) if args.commented else params_to_yaml(params), end="")
+    if args.reference:  # documents the built-in defaults, whatever the params file says
+        print(params_reference_markdown(), end="")
+    else:
+        print(defaults_yaml(params) if args.commented else params_to_yaml(params), end="")
     return 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def package_version() -> str:
+    """Returns the installed distribution's version, else the source tree's (a checkout run without installing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return f"{__version__} (not installed: running from the source tree)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "segments from customer event data." + COMMON_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("simulate", help="write demo data with ground truth",
@@ -113,8 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("params", help="print the effective params (file + overrides) as YAML",
                        description="Print the effective params after loading the file and applying --set overrides.")
     _common(p, data=False)
-    p.add_argument("--commented", action="store_true",
-                   help="print every key with its description as comments (how params.yaml is made)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--commented", action="store_true",
+                      help="print every key with its description as comments (how params.yaml is made)")
+    mode.add_argument("--reference", action="store_true",
+                      help="print every key as markdown tables (key, type, built-in default, description): "
+                      "the README's params reference")
     COMMANDS["params"] = cmd_params
 
     _register_optional(sub)
@@ -123,11 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Adds the commands of later stages that live in their own modules."""
-    from pipeline import featurize, score, train
+    from pipeline import featurize, report, score, train
 
     featurize.register_command(sub, _common, COMMANDS)
     train.register_command(sub, _common, COMMANDS)
     score.register_command(sub, _common, COMMANDS)
+    report.register_command(sub, _common, COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

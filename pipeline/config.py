@@ -225,6 +225,11 @@ class ScoringConfig(_Section):
 
     chunk_size: int = Field(50_000, ge=100, description="Customers scored per chunk; bounds the memory of models and SHAP.")
     reasons: int = Field(3, ge=0, le=20, description="Reason codes per propensity model and customer (0: none, much faster).")
+    threads: int | None = Field(
+        None, ge=1, description="Threads LightGBM predicts and explains with; empty: every core. Scores do not depend on it.")
+    spark_partitions: int | None = Field(
+        None, ge=1, description="Output partitions when run.engine is spark; empty: one per ~20,000 customers, "
+        "at most twice the default parallelism.")
     drift: DriftConfig = Field(
         default_factory=DriftConfig,
         description="Population stability of the top features and the scores against training (reference saved at training).")
@@ -386,3 +391,74 @@ def defaults_yaml(params: Params | None = None) -> str:
         "# edit values freely, keys are checked (unknown keys and bad values fail with the key path).",
     ]
     return "\n".join(header + _section_lines(params or Params(), "")) + "\n"
+
+
+# --------------------------------------------------------------------------- reference (README)
+
+
+def _type_text(annotation: Any) -> str:
+    """Writes a field's type in words for the params reference, e.g. 'int or empty', 'one of: drop, fail'."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return "one of: " + ", ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        kept = [a for a in args if a is not type(None)]
+        text = " or ".join(_type_text(a) for a in kept)
+        return f"{text} or empty" if len(kept) < len(args) else text
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(_type_text(a) for a in args)}]" if args else name
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.__name__
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _cell(text: str) -> str:
+    """Makes text safe inside one markdown table cell (one line, pipes escaped)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _default_text(value: Any, limit: int = 60) -> str:
+    """Writes a default as inline YAML in backticks; long ones are shortened with a pointer to params.yaml."""
+    text = "" if value is None else _yaml_value(value)
+    if not text:
+        return "empty"
+    if len(text) > limit:
+        size = f"{len(value)} entries, " if isinstance(value, (list, dict)) else ""
+        return f"({size}see `params --commented`)"
+    return f"`{text}`"
+
+
+def _reference_rows(model: BaseModel, prefix: str) -> list[str]:
+    rows: list[str] = []
+    data = model.model_dump(mode="json")
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, BaseModel):
+            rows.extend(_reference_rows(value, path))
+            continue
+        rows.append(
+            f"| `{path}` | {_cell(_type_text(info.annotation))} | {_cell(_default_text(data[name]))} "
+            f"| {_cell(info.description or '')} |"
+        )
+    return rows
+
+
+def params_reference_markdown(params: Params | None = None) -> str:
+    """Writes every params key as markdown: one table per top-level section (key, type, default, description).
+
+    The README's Configuration reference is this text (`python -m pipeline params --reference`), so
+    the documentation cannot drift from the config model.
+    """
+    params = params or Params()
+    out: list[str] = []
+    for name, info in Params.model_fields.items():
+        section = getattr(params, name)
+        out += [f"#### `{name}`: {_cell(info.description or '')}", "",
+                "| key | type | default | description |", "| --- | --- | --- | --- |"]
+        out += _reference_rows(section, name) + [""]
+    return "\n".join(out)

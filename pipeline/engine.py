@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any, Literal
 
 import ibis
@@ -50,6 +52,9 @@ def connect(engine: Engine, spark_master: str = "local[*]", spark_conf: dict[str
                 "engine 'spark' needs PySpark (pip install 'ibis-framework[pyspark]') and Java 17; "
                 "or set run.engine=duckdb"
             ) from None
+        # Python workers (mapInPandas when scoring) must run this interpreter, which has the packages,
+        # not whatever `python3` is first on the PATH; read when the Spark context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         given = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (spark_conf or {}).items()}
         conf = {**DEFAULT_SPARK_CONF, **given}
         builder = SparkSession.builder.master(spark_master).appName("behavioural-segmentation")

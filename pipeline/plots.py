@@ -96,6 +96,36 @@ def beeswarm_plot(shap_values: pd.DataFrame, features: pd.DataFrame, title: str,
     return ax
 
 
+def dependence_plot(shap_values: pd.Series, values: pd.Series, title: str, ax: plt.Axes | None = None) -> plt.Axes:
+    """Draws a SHAP dependence plot: each customer's feature value against its SHAP value for that feature.
+
+    Numeric values go on a linear axis (missing values are left out, their count named in the x
+    label); categorical ones on one tick per category, with a little jitter so that dots stay visible.
+    """
+    ax = _axes(ax, (5.5, 4.0))
+    effect = pd.Series(np.asarray(shap_values, dtype="float64"), index=values.index)
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    label = str(values.name or "feature value")
+    if numeric:
+        x = pd.to_numeric(values, errors="coerce").astype("float64")
+        present = x.notna()
+        ax.scatter(x[present], effect[present], s=8, alpha=0.6, color="#4c72b0")
+        missing = int((~present).sum())
+        ax.set_xlabel(f"{label} ({missing} missing, not shown)" if missing else label)
+    else:
+        text = values.astype("object").where(values.notna(), "missing").astype(str)
+        categories = sorted(text.unique())
+        codes = text.map({c: i for i, c in enumerate(categories)}).to_numpy(dtype="float64")
+        jitter = np.random.default_rng(0).uniform(-0.2, 0.2, size=len(codes))
+        ax.scatter(codes + jitter, effect, s=8, alpha=0.6, color="#4c72b0")
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(categories, rotation=45, ha="right", fontsize=8)
+        ax.set_xlabel(label)
+    ax.axhline(0, color="grey", linewidth=1, linestyle="--")
+    ax.set(ylabel="SHAP value (effect on log-odds)", title=title)
+    return ax
+
+
 def confusion_plot(confusion: pd.DataFrame, title: str, ax: plt.Axes | None = None) -> plt.Axes:
     """Draws a confusion matrix (rows true, columns predicted) as a heatmap with counts."""
     ax = _axes(ax, (6.0, 5.0))

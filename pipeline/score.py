@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.activation import AudienceCollector, at_risk_summary, transition_matrix, transitions
+from models.activation import at_risk_summary, select_audience, transition_matrix, transitions
 from models.bundle import SegmentationBundle
 from models.drift import DriftConfig, drift_table
 from pipeline import tracking
@@ -60,10 +61,14 @@ def score_frame(bundle: SegmentationBundle, features: pd.DataFrame, customers: p
     """Yields scored chunks in customer_id order, each with the model name and version."""
     ordered = features.sort_index()
     for part in chunks(ordered, chunk_size):
-        scored = bundle.score(part, customers=customers, cutoff=cutoff, reasons=reasons)
-        scored["model_name"] = bundle.metadata.get("model_name")
-        scored["model_version"] = bundle.metadata.get("model_version")
-        yield scored.reset_index()
+        yield with_model(bundle, bundle.score(part, customers=customers, cutoff=cutoff, reasons=reasons)).reset_index()
+
+
+def with_model(bundle: SegmentationBundle, scored: pd.DataFrame) -> pd.DataFrame:
+    """Adds the registered model's name and version to scored rows (in place; returns them)."""
+    scored["model_name"] = bundle.metadata.get("model_name")
+    scored["model_version"] = bundle.metadata.get("model_version")
+    return scored
 
 
 def write_scores(parts: Iterator[pd.DataFrame], out: Path, fmt: Literal["parquet", "csv"]) -> int:
@@ -123,36 +128,43 @@ def write_table(frame: pd.DataFrame, path: Path, fmt: Literal["parquet", "csv"])
         write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-class _Tally:
-    """What a scoring run keeps while chunks stream to disk: segment counts, scores for drift, audiences."""
+class _Keep:
+    """Keeps the few columns drift, transitions and audiences need while the scores stream to disk."""
 
-    def __init__(self, audiences: AudienceCollector | None, keep: list[str]):
-        self.counts: dict[str, dict[str, int]] = {}
-        self.audiences = audiences
-        self.keep = keep
-        self.kept: list[pd.DataFrame] = []
+    def __init__(self, columns: list[str]):
+        self.columns = columns
+        self.parts: list[pd.DataFrame] = []
 
     def watch(self, parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for part in parts:
-            for column in SEGMENT_COLUMNS:
-                if column in part.columns:
-                    seen = self.counts.setdefault(column, {})
-                    for value, n in part[column].value_counts(dropna=False).items():
-                        key = "(empty)" if pd.isna(value) else str(value)
-                        seen[key] = seen.get(key, 0) + int(n)
-            if self.audiences is not None:
-                self.audiences.add(part)
-            columns = [c for c in self.keep if c in part.columns]
-            # Strings as categories: a million customers' segments then cost a few MB, not hundreds.
-            self.kept.append(part[columns].astype({c: "category" for c in columns if part[c].dtype != "float64"
-                                                   and c != "customer_id"}))
+            self.parts.append(compact(part[[c for c in self.columns if c in part.columns]]))
             yield part
 
     def frame(self) -> pd.DataFrame:
-        if not self.kept:
-            return pd.DataFrame(columns=self.keep)
-        return pd.concat([k.astype({c: "object" for c in k.columns if isinstance(k[c].dtype, pd.CategoricalDtype)})
-                          for k in self.kept], ignore_index=True)
+        return pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame(columns=["customer_id"])
+
+
+def compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Returns the frame with text columns (customer_id aside) as categories: a million customers' segments
+    then take a few MB instead of hundreds."""
+    return frame.astype({c: "category" for c in frame.columns
+                         if c != "customer_id" and not pd.api.types.is_numeric_dtype(frame[c])})
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undoes `compact`: categories back to their values, for files users read."""
+    return frame.astype({c: frame[c].cat.categories.dtype for c in frame.columns
+                         if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+
+
+def segment_counts(kept: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Returns customers per value of every segment column, empty values counted as "(empty)"."""
+    counts: dict[str, dict[str, int]] = {}
+    for column in SEGMENT_COLUMNS:
+        if column in kept.columns:
+            values = kept[column].astype("object").where(kept[column].notna(), "(empty)")
+            counts[column] = {str(k): int(n) for k, n in values.value_counts().items()}
+    return counts
 
 
 def drift_check(bundle: SegmentationBundle, features: pd.DataFrame, scores: pd.DataFrame,
@@ -186,7 +198,10 @@ def score(params: Params, data_path: str | None, out: Path, model: str = "champi
     chunk_size = config.chunk_size if chunk_size is None else chunk_size
     tracking.configure(params.tracking)
     bundle = tracking.load_bundle(params.tracking.model_name, model)
+    bundle.use_threads(config.threads or os.cpu_count() or 1)
     old = read_scores(previous) if previous is not None else None  # fail before the long part
+    if params.run.engine == "spark" and fmt != "parquet":
+        raise ValueError("engine spark writes Parquet partitions; drop --format csv or set run.engine=duckdb")
     if audiences_dir is not None and not config.audiences:
         raise ValueError("--audiences: params.yaml defines no audience under scoring.audiences")
     dataset: Dataset = load_dataset(data_path, params)
@@ -197,11 +212,21 @@ def score(params: Params, data_path: str | None, out: Path, model: str = "champi
              params.tracking.model_name, bundle.metadata.get("model_version"))
     keep = ["customer_id", *[f"{t}_probability" for t in bundle.propensity], *SEGMENT_COLUMNS,
             config.transitions.revenue_column]
-    tally = _Tally(AudienceCollector(config.audiences) if audiences_dir is not None else None,
-                   list(dict.fromkeys(keep)))
-    rows = write_scores(tally.watch(score_frame(bundle, features, dataset.customers, moment, reasons, chunk_size)),
-                        out, fmt)
-    kept = tally.frame()
+    if audiences_dir is not None:
+        keep += [c for a in config.audiences.values() for c in [*a.where, *([a.order_by] if a.order_by else []),
+                                                                *a.columns]]
+    keep = list(dict.fromkeys(keep))
+    if params.run.engine == "spark":
+        from pipeline.score_spark import score_on_spark
+
+        rows, kept = score_on_spark(bundle, features, dataset.customers, moment, reasons, out, keep, params,
+                                    config.spark_partitions)
+    else:
+        keeper = _Keep(keep)
+        rows = write_scores(keeper.watch(score_frame(bundle, features, dataset.customers, moment, reasons,
+                                                     chunk_size)), out, fmt)
+        kept = keeper.frame()
+    counts = segment_counts(kept)
     drift = drift_check(bundle, features, kept, config.drift)
 
     outputs: dict[str, str] = {"scores": str(out)}
@@ -219,8 +244,9 @@ def score(params: Params, data_path: str | None, out: Path, model: str = "champi
         for dimension, reason in skipped.items():
             log.info("transitions: %s skipped (%s)", dimension, reason)
     audience_sizes: dict[str, int] = {}
-    if tally.audiences is not None and audiences_dir is not None:
-        for name, members in tally.audiences.result().items():
+    if audiences_dir is not None:
+        for name, audience in config.audiences.items():
+            members = plain(select_audience(kept, name, audience))
             path = audiences_dir / f"{name}.{fmt}"
             write_table(members, path, fmt)
             audience_sizes[name] = len(members)
@@ -229,7 +255,7 @@ def score(params: Params, data_path: str | None, out: Path, model: str = "champi
     seconds = time.perf_counter() - started
     summary: dict[str, Any] = {
         "rows": rows, "cutoff": str(moment), "model_version": bundle.metadata.get("model_version"),
-        "seconds": seconds, "segments": tally.counts, "out": str(out), "outputs": outputs,
+        "seconds": seconds, "segments": counts, "out": str(out), "outputs": outputs,
         "drift": drift, "at_risk": at_risk, "audiences": audience_sizes, "transitions_skipped": skipped,
     }
     with tracking.run(params.tracking.score_experiment, run_name=f"score-{moment.date()}",
@@ -239,7 +265,7 @@ def score(params: Params, data_path: str | None, out: Path, model: str = "champi
                              "chunk_size": chunk_size, "previous": str(previous) if previous else "",
                              "audiences": ", ".join(config.audiences) if audiences_dir is not None else ""})
         tracking.log_metrics({"rows": rows, "seconds": seconds, "validation": dataset.report.counts(),
-                              "segments": tally.counts, "audiences": audience_sizes})
+                              "segments": counts, "audiences": audience_sizes})
         tracking.log_text(dataset.report.to_text(), "validation_report.txt")
         if drift is not None:
             tracking.log_metrics({"drift": {"psi": dict(zip(drift["column"], drift["psi"].fillna(-1.0))),

@@ -27,16 +27,21 @@ from models.drift import build_reference, top_features
 from models.journey import JourneyResult, decayed_columns, fit_journey_model, journey_input_columns, predict_stages
 from models.personas import PersonaModel, bootstrap_stability, persona_profiles
 from models.baselines import baseline_auc
+from models.explain import Explainer, humanise_feature
 from models.propensity import (
+    BUCKETS,
+    BucketCuts,
     NotEligibleError,
     PropensityResult,
+    buckets,
     calibration_curve_table,
     check_eligibility,
     evaluate_by_group,
     gains_table,
+    percentile_ranks,
     tune_and_fit,
 )
-from models.segments import assign_segments
+from models.segments import SegmentResult, assign_segments
 from pipeline import plots, tracking
 from pipeline.config import Params
 from pipeline.data import Dataset, load_dataset, read_source, resolve_sources
@@ -44,6 +49,9 @@ from pipeline.engine import connect, register
 
 log = logging.getLogger(__name__)
 CUTOFF = "cutoff"
+DEPENDENCE_PLOTS = 3  # SHAP dependence plots per propensity model: its most important features
+EXAMPLE_PERCENTILES = (99, 75, 50, 25, 1)  # example customers: one near each of these score percentiles
+PERSONA_DRIVERS = 10  # features (most important first) whose mean SHAP per persona is recorded
 
 
 @dataclass
@@ -192,6 +200,8 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
     labels_path = find_stage_labels(data_path or params.data.path, params, demo_folder)
     stage_labels = stage_labels_at(labels_path, cutoffs, params) if labels_path else None
     journey = train_journey(frame, stage_labels, params)
+    if journey is None:
+        log.info("journey-stage model skipped: no journey__decayed_* feature (the journey feature family was skipped)")
 
     log.info("[4/6] purchase and churn propensity (%d Optuna trials each)", params.models.propensity.n_trials)
     results: dict[str, PropensityResult] = {}
@@ -242,13 +252,11 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
     sections["data"] = data_section
     for target, result in results.items():
         log.info("[5/6] evaluating %s: metrics, baselines, SHAP", target)
-        sections[target] = _propensity_section(result, bundle, latest_all, groups, params)
+        sections[target] = _propensity_section(result, bundle, latest_all, groups, params, frame[target])
     sections["personas"] = _persona_section(persona_model, persona_summary, latest_all, test_features)
     if journey is not None:
         sections["journey"] = _journey_section(journey)
-    sections["segments"] = Section(
-        {col: segments.frame[col].value_counts().to_dict() for col in segments.frame.columns},
-        {"definitions.csv": segments.definitions})
+    sections["segments"] = _segments_section(segments, groups, latest_all)
 
     champion_metrics = _champion_on_holdout(previous, ev, cu, ca, test_cutoff, latest_all, params)
     skipped_all = {**{f"features.{k}": v for k, v in skipped.items()},
@@ -270,10 +278,18 @@ class Section:
     metrics: dict[str, Any]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, bytes] = field(default_factory=dict)
+    documents: dict[str, Any] = field(default_factory=dict)  # JSON artifacts, e.g. the model card
 
 
 def _propensity_section(result: PropensityResult, bundle: SegmentationBundle, latest: pd.DataFrame,
-                        groups: dict[str, pd.Series], params: Params) -> Section:
+                        groups: dict[str, pd.Series], params: Params, labels: pd.Series) -> Section:
+    """Metrics, tables and figures of one propensity model, plus what the stakeholder report needs.
+
+    `labels` are the target over every snapshot (what eligibility was checked on). Besides the
+    evaluation tables this records the model card (data window, eligibility, split sizes), the
+    actual rate per score bucket, SHAP dependence plots of the top features, mean SHAP per persona
+    and a few example customers with their reason codes.
+    """
     target = result.target
     preds = result.test_predictions
     y, p = preds[target], preds["probability"]
@@ -283,23 +299,84 @@ def _propensity_section(result: PropensityResult, bundle: SegmentationBundle, la
                             baseline_auc(features, latest[target].astype("Float64"), target).items()},
                "calibration": result.calibration}
     tables = {"gains.csv": gains_table(y, p), "calibration.csv": calibration_curve_table(y, p),
-              "feature_importance.csv": result.feature_importances}
+              "feature_importance.csv": result.feature_importances,
+              "buckets.csv": _bucket_table(y, p, params.models.propensity.bucket_cuts)}
     customers = preds.index.get_level_values(0)
     test_X = features.loc[features.index.intersection(customers)]
     sample = test_X.sample(min(len(test_X), 2000), random_state=params.run.seed) if len(test_X) else test_X
     explainer = bundle.explainer(target)
+    shap_sample = explainer.shap_values(sample)
     tables["shap_importance.csv"] = explainer.global_importance(sample)
     for name, table in _group_metrics(result, groups, params).items():
         tables[f"metrics_by_{name}.csv"] = table
+    top = tables["shap_importance.csv"]["feature"].astype(str).tolist()
+    if "persona" in groups and len(sample):
+        drivers = shap_sample[top[:PERSONA_DRIVERS]].groupby(groups["persona"].reindex(sample.index).to_numpy()).mean()
+        tables["drivers_by_persona.csv"] = drivers.rename_axis("persona")
+    tables["examples.csv"] = _example_customers(target, preds, test_X, explainer, groups)
     figures = {
         "calibration.png": plots.to_png(plots.calibration_plot(tables["calibration.csv"], f"{target}: calibration")),
         "gains.png": plots.to_png(plots.gains_plot(tables["gains.csv"], f"{target}: lift and capture by decile")),
         "shap_importance.png": plots.to_png(plots.importance_plot(tables["shap_importance.csv"],
                                                                   f"{target}: what drives the score")),
-        "shap_beeswarm.png": plots.to_png(plots.beeswarm_plot(explainer.shap_values(sample), sample,
+        "shap_beeswarm.png": plots.to_png(plots.beeswarm_plot(shap_sample, sample,
                                                               f"{target}: SHAP summary", seed=params.run.seed)),
     }
-    return Section(metrics, tables, figures)
+    for rank, feature in enumerate(top[:DEPENDENCE_PLOTS], start=1):
+        figures[f"dependence_{rank}__{feature}.png"] = plots.to_png(plots.dependence_plot(
+            shap_sample[feature], sample[feature], f"{target}: effect of {humanise_feature(feature)}"))
+    known = labels.dropna().astype(float)
+    card = {"target": target, "outcome": TARGETS[target],
+            "labels": params.labels.model_dump(mode="json", include={"horizon_days", "gap_days", "churn_definition",
+                                                                     "active_lookback_days"}),
+            "training_snapshots": [str(c) for c in result.train_cutoffs],
+            "validation_snapshot": str(result.valid_cutoff), "test_snapshot": str(result.test_cutoff),
+            "validation_scheme": result.validation_scheme,
+            "rows": {"training": result.train_size, "validation": result.valid_size, "test": result.test_size},
+            "eligibility": {"labelled": len(known), "positives": int((known == 1).sum()),
+                            "negatives": int((known == 0).sum()),
+                            **params.models.propensity.model_dump(
+                                include={"min_positives", "min_negatives", "min_history_days", "min_snapshots"})},
+            "calibration": result.calibration, "trials": result.n_trials_done,
+            "best_iteration": result.best_iteration, "best_params": result.best_params}
+    return Section(metrics, tables, figures, {"model_card.json": card})
+
+
+def _bucket_table(y: pd.Series, p: pd.Series, cuts: BucketCuts) -> pd.DataFrame:
+    """Returns per score bucket (high, medium, low) on the test snapshot: customers, mean predicted and actual rate."""
+    labels = buckets(percentile_ranks(p.to_numpy(dtype="float64")), cuts)
+    frame = pd.DataFrame({"bucket": labels, "y": y.to_numpy(dtype="float64"), "p": p.to_numpy(dtype="float64")})
+    grouped = frame.groupby("bucket")
+    table = pd.DataFrame({"customers": grouped.size(), "mean_predicted": grouped["p"].mean(),
+                          "actual_rate": grouped["y"].mean()}).reindex(list(BUCKETS))
+    table["customers"] = table["customers"].fillna(0).astype("int64")
+    table["share"] = table["customers"] / max(len(frame), 1)
+    bounds = {"high": (cuts.high, 100), "medium": (cuts.medium, cuts.high), "low": (0, cuts.medium)}
+    table["percentile_above"] = [bounds[b][0] for b in table.index]
+    table["percentile_up_to"] = [bounds[b][1] for b in table.index]
+    return table.rename_axis("bucket")
+
+
+def _example_customers(target: str, preds: pd.DataFrame, test_X: pd.DataFrame, explainer: Explainer,
+                       groups: dict[str, pd.Series]) -> pd.DataFrame:
+    """Returns a few test customers spread over the score range, with their outcome and top-3 reason codes."""
+    scored = preds.loc[preds.index.intersection(test_X.index)]
+    if scored.empty:
+        return pd.DataFrame()
+    percentile = pd.Series(percentile_ranks(scored["probability"].to_numpy(dtype="float64")), index=scored.index)
+    picked: list[Any] = []
+    for wanted in EXAMPLE_PERCENTILES:
+        distance = (percentile - wanted).abs().sort_values(kind="stable")
+        picked.append(next((c for c in distance.index if c not in picked), None))
+    picked = [c for c in picked if c is not None]
+    out = pd.DataFrame(index=pd.Index(picked, name="customer_id"))
+    for name, series in groups.items():
+        out[name] = series.reindex(picked).astype("object").to_numpy()
+    out["probability"] = scored.loc[picked, "probability"].to_numpy()
+    out["percentile"] = percentile.loc[picked].to_numpy()
+    out["outcome"] = scored.loc[picked, target].astype("int64").to_numpy()
+    reasons = explainer.reason_codes(test_X.loc[picked], k=3)
+    return out.join(reasons[[c for c in reasons.columns if c.endswith("_text")]])
 
 
 def _persona_section(model: PersonaModel | None, summary: dict[str, Any], latest: pd.DataFrame,
@@ -309,6 +386,55 @@ def _persona_section(model: PersonaModel | None, summary: dict[str, Any], latest
     profiles = persona_profiles(model, features, latest[["purchase", "churn"]], features.get("value__revenue_365d"))
     sizes = {"size": profiles["size"].to_dict()} if "size" in profiles.columns else {}
     return Section({**summary, **sizes}, {"profiles.csv": profiles})
+
+
+def _revenue_column(columns: Any) -> str | None:
+    """Returns the revenue feature segment summaries sum: value__revenue_365d, else the longest window, else gross."""
+    windows = sorted((int(c[len("value__revenue_"):-1]), c) for c in columns
+                     if c.startswith("value__revenue_") and c.endswith("d") and c[len("value__revenue_"):-1].isdigit())
+    if "value__revenue_365d" in columns:
+        return "value__revenue_365d"
+    if windows:
+        return windows[-1][1]
+    return "value__monetary_gross" if "value__monetary_gross" in columns else None
+
+
+def _segments_section(segments: SegmentResult, groups: dict[str, pd.Series], latest: pd.DataFrame) -> Section:
+    """Segment sizes per dimension at the test snapshot: customers, share, revenue, and the rates that followed.
+
+    Dimensions are every rule segment plus persona and journey stage when they were fitted. Revenue
+    is the revenue feature named in segment_summary.json (before the snapshot); purchase and churn
+    rates are the labelled outcomes in the horizon after it.
+    """
+    dimensions = {col: segments.frame[col] for col in segments.frame.columns if segments.frame[col].notna().any()}
+    dimensions.update(groups)
+    revenue_column = _revenue_column(latest.columns)
+    revenue = (pd.to_numeric(latest[revenue_column], errors="coerce").fillna(0.0) if revenue_column
+               else pd.Series(np.nan, index=latest.index))
+    rows = []
+    for dimension, values in dimensions.items():
+        frame = pd.DataFrame({"segment": values.reindex(latest.index).astype("object"), "revenue": revenue,
+                              "purchase": latest["purchase"].astype("Float64"),
+                              "churn": latest["churn"].astype("Float64")}).dropna(subset=["segment"])
+        grouped = frame.groupby("segment", sort=False)
+        summary = pd.DataFrame({"customers": grouped.size(), "revenue": grouped["revenue"].sum(min_count=1),
+                                "purchase_rate": grouped["purchase"].mean(), "churn_rate": grouped["churn"].mean()})
+        summary["share"] = summary["customers"] / len(latest) if len(latest) else np.nan
+        total = frame["revenue"].sum()
+        summary["revenue_share"] = summary["revenue"] / total if revenue_column and total else np.nan
+        order = (list(values.cat.categories) if isinstance(values.dtype, pd.CategoricalDtype)
+                 else list(JOURNEY_STAGES) if dimension == "journey_stage" else None)
+        summary = summary.reindex([s for s in order if s in summary.index]) if order else summary.sort_values(
+            "customers", ascending=False)
+        rows.append(summary.reset_index().assign(dimension=dimension))
+    table = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["segment"]))
+    columns = ["dimension", "segment", "customers", "share", "revenue", "revenue_share", "purchase_rate", "churn_rate"]
+    table = table.reindex(columns=columns)
+    notes = {"revenue_feature": revenue_column, "customers": len(latest), "skipped": segments.skipped,
+             "notes": segments.notes}
+    return Section({col: segments.frame[col].value_counts().to_dict() for col in segments.frame.columns},
+                   {"definitions.csv": segments.definitions, "segment_summary.csv": table},
+                   documents={"segment_summary.json": notes})
 
 
 def _journey_section(journey: JourneyResult) -> Section:
@@ -386,6 +512,8 @@ def _record(params: Params, dataset: Dataset, bundle: SegmentationBundle, sectio
                     tracking.log_frame(table, file)
                 for file, png in section.figures.items():
                     tracking.log_bytes(png, file)
+                for file, document in section.documents.items():
+                    tracking.log_json(document, file)
         tracking.log_text(params_to_yaml(params), "params.yaml")
         tracking.log_text(dataset.report.to_text(), "validation_report.txt")
         tracking.log_json({"skipped": skipped, "metadata": meta, "champion_on_holdout": champion_metrics},

@@ -13,7 +13,7 @@ import pytest
 from pipeline.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ["simulate", "validate", "params", "features", "train", "score"]
+SUBCOMMANDS = ["simulate", "validate", "params", "features", "train", "score", "report"]
 
 
 @pytest.fixture(autouse=True)

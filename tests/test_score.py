@@ -182,3 +182,32 @@ def test_scoring_deliberately_shifted_data_warns_of_drift_and_logs_it(trained, m
     assert latest["metrics.drift.warnings"] == int(drifted["warning"].sum())
     column = drifted.iloc[0]["column"]
     assert latest[f"metrics.drift.psi.{column}"] == pytest.approx(drifted.iloc[0]["psi"])
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_scoring_writes_partitions_equal_to_the_in_process_scores(trained, monkeypatch):
+    pytest.importorskip("pyspark")
+    from pipeline.engine import connect
+
+    folder, data, uri = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(folder)
+    # The shared local session if the feature tests started one, else a small one.
+    connect("spark", "local[2]", {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"})
+    local = score_module.score(load_params(None, SMALL), str(data), folder / "local.parquet", reasons=3)
+    spark_params = load_params(None, [*SMALL, "run.engine=spark", "run.spark_master=local[2]",
+                                      "scoring.spark_partitions=3"])
+    out = folder / "spark.parquet"
+    out.write_text("an older output that must be replaced whole")
+    distributed = score_module.score(spark_params, str(data), out, reasons=3)
+
+    assert out.is_dir() and len(list(out.glob("part-*.parquet"))) == 3
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".spark.parquet")] == []  # no temp dirs left
+    expected = pd.read_parquet(folder / "local.parquet")
+    got = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_categorical=False)
+    assert distributed["rows"] == local["rows"] == len(expected)
+    assert distributed["segments"] == local["segments"]
+    pd.testing.assert_frame_equal(distributed["drift"], local["drift"])

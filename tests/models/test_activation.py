@@ -8,7 +8,6 @@ from pydantic import ValidationError
 from models.activation import (
     NONE,
     Audience,
-    AudienceCollector,
     Condition,
     TransitionsConfig,
     at_risk_summary,
@@ -113,16 +112,6 @@ def test_audience_keeps_rows_meeting_every_condition_in_customer_order():
 def test_ordered_limited_audience_breaks_ties_by_customer_id():
     audience = Audience(where={"churn_probability": Condition(min=0.5)}, order_by="churn_probability", limit=2)
     assert list(select_audience(SCORES, "risk", audience)["customer_id"]) == ["c", "b"]  # 0.9, then 0.7 b before d
-
-
-def test_collector_over_chunks_gives_the_same_audience_as_the_whole_frame():
-    audience = Audience(where={"churn_probability": Condition(min=0.5)}, order_by="churn_probability", limit=2)
-    collector = AudienceCollector({"risk": audience, "all": Audience(where={"purchase_percentile": Condition(min=0)})})
-    for start in range(0, len(SCORES), 2):
-        collector.add(SCORES.iloc[start:start + 2])
-    got = collector.result()
-    pd.testing.assert_frame_equal(got["risk"], select_audience(SCORES, "risk", audience))
-    assert list(got["all"]["customer_id"]) == ["a", "b", "c", "d", "e"]
 
 
 def test_bad_audiences_are_refused_with_the_fix():

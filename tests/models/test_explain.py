@@ -196,3 +196,25 @@ def test_feature_names_are_humanised_without_family_prefix() -> None:
     assert humanise_feature("timing__days_since_last_purchase") == "days since last purchase"
     assert humanise_feature("journey__last_event_type") == "last event type"
     assert humanise_feature("a") == "a"
+
+
+def test_shap_values_equal_shap_tree_explainers_and_do_not_depend_on_threads(
+    explainer: Explainer, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    import copy
+    import warnings
+
+    import shap
+
+    X, _ = data
+    sample = X.head(300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = shap.TreeExplainer(explainer.model.booster_).shap_values(explainer.model.prepare_features(sample))
+    reference = np.asarray(reference[-1] if isinstance(reference, list) else reference)
+    ours = explainer.shap_values(sample)
+    np.testing.assert_allclose(ours[list(explainer.model.prepare_features(sample).columns)].to_numpy(), reference,
+                               rtol=0, atol=1e-9)
+    threaded = copy.deepcopy(explainer.model)
+    threaded.n_jobs = 2
+    np.testing.assert_array_equal(Explainer(threaded).shap_values(sample).to_numpy(), ours.to_numpy())
