@@ -70,6 +70,20 @@ class SegmentationBundle:
         for model in self.propensity.values():
             model.n_jobs = int(threads)
 
+    def churn_population(self, features: pd.DataFrame) -> np.ndarray | None:
+        """Returns which customers can churn (active in the labels' lookback), or None when unknown.
+
+        The churn model learned only from customers active in the `active_lookback_days` before a
+        cutoff (per the churn definition); for anyone else, who has already lapsed, its output would be
+        an extrapolation, so those customers get no churn score. Bundles trained before this was
+        recorded (no `churn_population` in the metadata) score everyone.
+        """
+        population = self.metadata.get("churn_population")
+        if not population or population["column"] not in features.columns:
+            return None
+        days = features[population["column"]].to_numpy(dtype="float64", na_value=np.nan)
+        return days <= population["max_days"]  # NaN (never active / never bought) compares False
+
     def explainer(self, target: str) -> Explainer:
         """Returns the SHAP explainer of one propensity model, built once."""
         if target not in self._explainers:
@@ -98,8 +112,13 @@ class SegmentationBundle:
         churn_probability = None
         for target, model in self.propensity.items():
             scored = score(model, features, self.propensity_config, reference=self.reference.get(target))
+            eligible = self.churn_population(features) if target == "churn" else None
+            if eligible is not None:  # lapsed customers cannot churn: no score rather than an extrapolation
+                scored["probability"] = scored["probability"].where(eligible)
+                scored["percentile"] = scored["percentile"].astype("Int64").where(eligible)
+                scored["bucket"] = scored["bucket"].where(eligible, None)
             out[f"{target}_probability"] = scored["probability"].to_numpy()
-            out[f"{target}_percentile"] = scored["percentile"].to_numpy()
+            out[f"{target}_percentile"] = scored["percentile"].array
             out[f"{target}_bucket"] = scored["bucket"].to_numpy()
             if target == "churn":
                 churn_probability = scored["probability"]
@@ -118,6 +137,10 @@ class SegmentationBundle:
         if reasons > 0:
             for target in self.propensity:
                 codes = self.explainer(target).reason_codes(features, k=reasons)
+                eligible = self.churn_population(features) if target == "churn" else None
+                if eligible is not None:  # no score, so no reasons for it
+                    codes = codes.astype(object).where(pd.Series(eligible, index=codes.index), None)
+                    codes = codes.astype({c: "float64" for c in codes.columns if c.endswith("_shap")})
                 codes = codes.add_prefix(f"{target}_")
                 out = out.join(codes)
         return out

@@ -140,17 +140,20 @@ def build_reference(features: pd.DataFrame, columns: Iterable[str], scores: Mapp
 def drift_table(references: Mapping[str, Mapping[str, Any]], current: pd.DataFrame, warning_psi: float) -> pd.DataFrame:
     """Returns one row per referenced column: kind, PSI, level and whether it passes the warning threshold.
 
-    A referenced column absent from `current` (the feature was not built this time) is reported
-    with an empty PSI and level "absent" rather than silently left out.
+    A referenced column absent from `current` (the feature was not built this time), or a score no
+    customer got, is reported with an empty PSI and level "absent" rather than silently left out.
     """
     rows = []
     for name, raw in references.items():
         ref = Reference.from_dict(raw)
-        if name in current.columns:
-            value = psi(ref, current[name], name)
-            rows.append((name, raw.get("kind", "feature"), value, level(value), value > warning_psi,
-                         ref.n, int(current[name].notna().sum())))
+        kind = raw.get("kind", "feature")
+        values = current[name] if name in current.columns else pd.Series(dtype="float64")
+        if kind == "score":  # a score is compared over the customers who get one (churn: those who can churn)
+            values = values.dropna()
+        if len(values):
+            value = psi(ref, values, name)
+            rows.append((name, kind, value, level(value), value > warning_psi, ref.n, int(values.notna().sum())))
         else:
-            rows.append((name, raw.get("kind", "feature"), np.nan, "absent", False, ref.n, 0))
+            rows.append((name, kind, np.nan, "absent", False, ref.n, 0))
     table = pd.DataFrame(rows, columns=["column", "kind", "psi", "level", "warning", "n_reference", "n_current"])
     return table.sort_values(["psi", "column"], ascending=[False, True], na_position="last", ignore_index=True)

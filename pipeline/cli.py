@@ -170,3 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # an optional extra (PySpark) that is not installed; the message says which
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if "JAVA_GATEWAY_EXITED" in str(exc) or "Java gateway process exited" in str(exc):
+            print("error: Spark could not start Java: PySpark 4 needs Java 17 on the PATH (check `java -version`), "
+                  "or set run.engine=duckdb", file=sys.stderr)
+            return 2
+        raise

@@ -120,6 +120,13 @@ def stage_labels_at(path: str, cutoffs: list[pd.Timestamp], params: Params) -> p
 # --------------------------------------------------------------------------- training steps
 
 
+def churn_population(params: Params) -> dict[str, Any]:
+    """Returns how scoring tells who can churn: the timing feature matching the labels' notion of active."""
+    column = ("timing__days_since_last_purchase" if params.labels.churn_definition == "no_purchase"
+              else "timing__days_since_last_event")
+    return {"column": column, "max_days": params.labels.active_lookback_days}
+
+
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """Returns the model inputs of a training frame: every feature column, no label or key."""
     return [c for c in frame.columns if c not in LABEL_COLUMNS and c != CUTOFF]
@@ -226,7 +233,8 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
         journey=journey.model if journey is not None else None,
         reference={t: np.sort(r.test_predictions["probability"].to_numpy()) for t, r in results.items()},
         metadata={"data_digest": data_digest(events), "cutoffs": [str(c) for c in cutoffs],
-                  "first_event": str(first), "last_event": str(last), "feature_columns": inputs},
+                  "first_event": str(first), "last_event": str(last), "feature_columns": inputs,
+                  "churn_population": churn_population(params)},
     )
 
     drift = params.scoring.drift
@@ -242,8 +250,17 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
         groups["persona"] = pd.Series(persona_model.predict(test_features), index=test_features.index)
     if journey is not None:
         groups["journey_stage"] = predict_stages(journey.model, test_features)["stage"]
+    # As scoring does: the At-risk rule may use churn propensity (of customers who can churn), so the
+    # run's segment sizes are the scored ones.
+    churn_probability = None
+    if "churn" in results:
+        churn_probability = pd.Series(results["churn"].model.predict_proba(test_features)[:, 1],
+                                      index=test_features.index)
+        eligible = bundle.churn_population(test_features)
+        if eligible is not None:
+            churn_probability = churn_probability.where(eligible)
     segments = assign_segments(test_features, params.models.segments, customers=dataset.customers,
-                               cutoff=test_cutoff)
+                               churn_probability=churn_probability, cutoff=test_cutoff)
 
     sections: dict[str, Section] = {}
     data_section = Section({"events": len(events), "customers": int(events["customer_id"].nunique()),

@@ -99,3 +99,35 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path):
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert "engine: duckdb" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (ImportError("engine 'spark' needs PySpark (pip install 'ibis-framework[pyspark]') and Java 17"),
+         "needs PySpark"),
+        (RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number."),
+         "needs Java 17"),
+    ],
+    ids=["pyspark-missing", "java-missing"],
+)
+def test_a_missing_spark_prerequisite_is_a_clear_error_not_a_traceback(raised, expected, monkeypatch, capsys):
+    from pipeline import featurize
+
+    def broken(args):
+        raise raised
+
+    monkeypatch.setattr(featurize, "cmd_features", broken)  # build_parser registers it anew
+    assert main(["features", "--list"]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_not_swallowed(monkeypatch):
+    from pipeline import featurize
+
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(featurize, "cmd_features", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["features", "--list"])

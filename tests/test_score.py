@@ -98,6 +98,12 @@ def test_score_round_trip_is_complete_deterministic_and_escaped_in_csv(trained, 
                    "purchase_reason_1_text", "churn_reason_3_text", "model_version"):
         assert column in scores.columns, column
     assert scores["purchase_percentile"].between(1, 100).all()
+    # Churn is scored only for customers who can churn (active in the lookback); the rest get no score.
+    unscored = scores["churn_probability"].isna()
+    assert 0 < unscored.sum() < len(scores)
+    assert (scores["churn_bucket"].isna() == unscored).all() and (scores["churn_percentile"].isna() == unscored).all()
+    assert scores.loc[unscored, "churn_reason_1_text"].isna().all()
+    assert scores.loc[~unscored, "churn_reason_1_text"].notna().any()
     assert (scores["model_version"] == "1").all()
     assert "scored" in capsys.readouterr().out
 

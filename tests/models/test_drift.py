@@ -85,3 +85,13 @@ def test_reference_round_trips_and_the_table_flags_shifted_and_absent_columns():
     assert row.loc["h", "level"] == "absent" and np.isnan(row.loc["h", "psi"])
     with pytest.raises(KeyError, match="'nope' is not in the training features"):
         build_reference(train, ["nope"], {}, bins=10)
+
+
+def test_scores_are_compared_over_the_customers_who_get_one():
+    refs = build_reference(pd.DataFrame(index=range(4)), [], {"churn": np.array([0.1, 0.2, 0.3, 0.4])}, bins=4)
+    # Lapsed customers get no churn score: missing, not a shift of the score's distribution.
+    now = pd.DataFrame({"churn_probability": [0.1, 0.2, 0.3, 0.4, np.nan, np.nan]})
+    row = drift_table(refs, now, warning_psi=0.25).iloc[0]
+    assert row["psi"] == 0.0 and row["n_current"] == 4
+    nobody = drift_table(refs, pd.DataFrame({"churn_probability": [np.nan]}), warning_psi=0.25).iloc[0]
+    assert nobody["level"] == "absent"

@@ -515,3 +515,73 @@ def test_calibration_curve_table_keeps_empty_bins() -> None:
     assert table["actual_rate"].isna().tolist() == [False, False, True, False, True, False, True, False, True, False]
     # p = 1.0 belongs to the last bin, not an eleventh one.
     assert calibration_curve_table([1], [1.0])["customers"].tolist() == [0] * 9 + [1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Behaviour on simulated customers: the product's own generator and labels, out of time
+# ---------------------------------------------------------------------------------------------
+
+# 1,500 customers over 240 days, four monthly snapshots: two to train on, one to validate, the
+# latest to test. Smaller populations leave the model and the recency rank within noise of each
+# other (800 customers: margins of -0.01 to +0.02); at this size the purchase model led by 0.02
+# to 0.03 on each of three seeds tried (3, 8, 21).
+SIMULATED = {"customers": 1500, "days": 240, "seed": 8}
+
+
+@pytest.fixture(scope="module")
+def simulated() -> tuple[pd.DataFrame, list[str]]:
+    """Return the stacked training frame of a simulated population and its feature columns, as train builds them."""
+    from features.config import FeaturesConfig
+    from features.labels import LABEL_COLUMNS, LabelsConfig, make_training_frame, snapshot_cutoffs
+    from pipeline.engine import connect, register
+    from pipeline.simulate import SimulateConfig, simulate
+
+    sim = simulate(SimulateConfig(**SIMULATED))
+    con = connect("duckdb")
+    tables = {name: register(con, name, getattr(sim, name)) for name in ("events", "customers", "catalog")}
+    labels = LabelsConfig(n_snapshots=4)
+    cutoffs = snapshot_cutoffs(sim.events["timestamp"].max(), labels)
+    frame = make_training_frame(tables["events"], cutoffs, FeaturesConfig(), labels,
+                                customers=tables["customers"], catalog=tables["catalog"])
+    return frame, [c for c in frame.columns if c not in LABEL_COLUMNS]
+
+
+@pytest.fixture(scope="module")
+def simulated_purchase(simulated: tuple[pd.DataFrame, list[str]]) -> PropensityResult:
+    frame, inputs = simulated
+    config = PropensityConfig(n_trials=5, min_positives=50, min_negatives=50)
+    return tune_and_fit(frame, "purchase", inputs, config, seed=5)
+
+
+def test_tuned_purchase_model_outranks_the_recency_baseline_out_of_time_on_simulated_customers(
+    simulated: tuple[pd.DataFrame, list[str]], simulated_purchase: PropensityResult
+) -> None:
+    from models.baselines import baseline_auc
+
+    frame, _ = simulated
+    result = simulated_purchase
+    assert result.validation_scheme.startswith("out-of-time")
+    y = result.test_predictions["purchase"]
+    test_features = frame.xs(result.test_cutoff, level="cutoff").loc[y.index]
+    recency = baseline_auc(test_features, y.astype("Float64"), "purchase")["recency"]
+    # Same customers, same outcomes: the baseline ranks by days since the last event.
+    assert 0.7 < recency < result.metrics["roc_auc"]
+
+
+@pytest.mark.parametrize("method", ["auto", "sigmoid", "isotonic"])
+def test_calibration_does_not_make_the_out_of_time_brier_score_materially_worse_on_simulated_customers(
+    simulated: tuple[pd.DataFrame, list[str]], simulated_purchase: PropensityResult, method: str
+) -> None:
+    # Without a shift between snapshots the early-stopped booster is already close to calibrated,
+    # so a calibrator fitted on one validation snapshot moves the test Brier by noise only (on
+    # seeds 3, 8 and 21: from -0.0035 to +0.0014). It must never cost more than that noise; the
+    # gain under a real shift is test_calibration_improves_brier_on_a_deliberately_miscalibrated_setup.
+    frame, inputs = simulated
+    if method == "auto":
+        result = simulated_purchase
+    else:
+        config = PropensityConfig(n_trials=1, calibration=method, min_positives=50, min_negatives=50)
+        result = tune_and_fit(frame, "purchase", inputs, config, seed=5)
+        assert result.calibration == method
+    assert result.metrics["brier"] <= result.metrics["brier_uncalibrated"] + 0.003
+    assert result.metrics["brier"] < result.metrics["base_rate"] * (1 - result.metrics["base_rate"])
