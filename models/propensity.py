@@ -58,8 +58,8 @@ class BucketCuts(_Section):
     def _ordered(self) -> Self:
         if self.high <= self.medium:
             raise ValueError(
-                f"propensity.bucket_cuts.high ({self.high}) must be greater than "
-                f"propensity.bucket_cuts.medium ({self.medium}), e.g. high: 80, medium: 50"
+                f"models.propensity.bucket_cuts.high ({self.high}) must be greater than "
+                f"models.propensity.bucket_cuts.medium ({self.medium}), e.g. high: 80, medium: 50"
             )
         return self
 
@@ -101,11 +101,11 @@ class SearchSpace(_Section):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(
-                    f"propensity.search.{name}: lower bound {low} is above upper bound {high}; write [low, high]"
+                    f"models.propensity.search.{name}: lower bound {low} is above upper bound {high}; write [low, high]"
                 )
             if low < smallest or high > largest:
                 raise ValueError(
-                    f"propensity.search.{name}: bounds must lie within [{smallest}, {largest}], got [{low}, {high}]"
+                    f"models.propensity.search.{name}: bounds must lie within [{smallest}, {largest}], got [{low}, {high}]"
                 )
         return self
 
@@ -193,21 +193,21 @@ def check_eligibility(
     if positives < config.min_positives:
         problems.append(
             f"{target}: {positives} positives in the training snapshots, params require "
-            f"propensity.min_positives={config.min_positives}; {fix}"
+            f"models.propensity.min_positives={config.min_positives}; {fix}"
         )
     if negatives < config.min_negatives:
         problems.append(
             f"{target}: {negatives} negatives in the training snapshots, params require "
-            f"propensity.min_negatives={config.min_negatives}; {fix}"
+            f"models.propensity.min_negatives={config.min_negatives}; {fix}"
         )
     if history_days is not None and history_days < config.min_history_days:
         problems.append(
             f"{target}: {history_days:g} days of event history, params require "
-            f"propensity.min_history_days={config.min_history_days}; {fix}"
+            f"models.propensity.min_history_days={config.min_history_days}; {fix}"
         )
     if n_snapshots < config.min_snapshots:
         problems.append(
-            f"{target}: {n_snapshots} labelled snapshot(s), params require propensity.min_snapshots="
+            f"{target}: {n_snapshots} labelled snapshot(s), params require models.propensity.min_snapshots="
             f"{config.min_snapshots}; build more snapshot cutoffs (one or more to train on, the latest to test on)"
         )
     if problems:

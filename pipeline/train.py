@@ -180,6 +180,12 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
     first, last = events["timestamp"].min(), events["timestamp"].max()
     history_days = (last - first).total_seconds() / 86400
     cutoffs = snapshot_cutoffs(last, params.labels)
+    window = params.labels.gap_days + params.labels.horizon_days
+    if window > params.labels.snapshot_every_days:
+        log.warning("labels: each snapshot's outcome window (gap + horizon = %d days) is longer than the %d days "
+                    "between snapshots, so validation outcomes overlap the test snapshot's period and the "
+                    "out-of-time test is optimistic; set labels.snapshot_every_days to at least %d",
+                    window, params.labels.snapshot_every_days, window)
     log.info("training on %s events of %s customers; snapshots %s", f"{len(events):,}",
              f"{events['customer_id'].nunique():,}", [str(c.date()) for c in cutoffs])
 
@@ -213,16 +219,18 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
     log.info("[4/6] purchase and churn propensity (%d Optuna trials each)", params.models.propensity.n_trials)
     results: dict[str, PropensityResult] = {}
     not_eligible: dict[str, str] = {}
+    # Eligibility counts the snapshots the model learns from; the latest one is held out for the test.
+    learned_from = frame[frame.index.get_level_values(CUTOFF) < max(cutoffs)]
     for target in TARGETS:
         try:
-            check_eligibility(frame[target].dropna().astype(float), history_days, len(cutoffs),
+            check_eligibility(learned_from[target].dropna().astype(float), history_days, len(cutoffs),
                               params.models.propensity, target)
             results[target] = tune_and_fit(frame, target, inputs, params.models.propensity, params.run.seed)
         except NotEligibleError as exc:
             not_eligible[target] = str(exc)
             log.warning("%s model not trained: %s", target, exc)
     if not results:
-        raise NotEligibleError("purchase and churn", [f"{t}: {m}" for t, m in not_eligible.items()])
+        raise NotEligibleError("purchase and churn", list(not_eligible.values()))  # each names its target
 
     bundle = SegmentationBundle(
         features_config=params.features,
@@ -269,7 +277,7 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
     sections["data"] = data_section
     for target, result in results.items():
         log.info("[5/6] evaluating %s: metrics, baselines, SHAP", target)
-        sections[target] = _propensity_section(result, bundle, latest_all, groups, params, frame[target])
+        sections[target] = _propensity_section(result, bundle, latest_all, groups, params, learned_from[target])
     sections["personas"] = _persona_section(persona_model, persona_summary, latest_all, test_features)
     if journey is not None:
         sections["journey"] = _journey_section(journey)
@@ -302,10 +310,10 @@ def _propensity_section(result: PropensityResult, bundle: SegmentationBundle, la
                         groups: dict[str, pd.Series], params: Params, labels: pd.Series) -> Section:
     """Metrics, tables and figures of one propensity model, plus what the stakeholder report needs.
 
-    `labels` are the target over every snapshot (what eligibility was checked on). Besides the
-    evaluation tables this records the model card (data window, eligibility, split sizes), the
-    actual rate per score bucket, SHAP dependence plots of the top features, mean SHAP per persona
-    and a few example customers with their reason codes.
+    `labels` are the target over the snapshots the model learns from (what eligibility was checked
+    on). Besides the evaluation tables this records the model card (data window, eligibility, split
+    sizes), the actual rate per score bucket, SHAP dependence plots of the top features, mean SHAP
+    per persona and a few example customers with their reason codes.
     """
     target = result.target
     preds = result.test_predictions

@@ -117,7 +117,9 @@ def test_training_refuses_too_few_positives_naming_the_param(demo_dir, store):
     params = load_params(None, SMALL + ["models.propensity.min_positives=1000000"])
     with pytest.raises(NotEligibleError) as err:
         train(params, str(demo_dir))
-    assert "min_positives" in str(err.value)
+    message = str(err.value)
+    assert "min_positives" in message
+    assert message.startswith("purchase: ") and "purchase: purchase:" not in message  # each target named once
 
 
 def test_train_command_prints_metrics_and_where_to_look(demo_dir, store, capsys):
@@ -131,3 +133,15 @@ def test_data_digest_ignores_row_order_but_not_content():
     a = pd.DataFrame({"customer_id": ["x", "y"], "revenue": [1.0, 2.0]})
     assert data_digest(a) == data_digest(a.iloc[::-1])
     assert data_digest(a) != data_digest(a.assign(revenue=[1.0, 2.5]))
+
+
+def test_outcome_windows_longer_than_the_snapshot_spacing_are_warned_about(demo_dir, store, caplog):
+    overlapping = SMALL + ["labels.horizon_days=45", "labels.snapshot_every_days=30",
+                           "models.propensity.min_positives=1000000"]  # stop right after the features
+    with pytest.raises(NotEligibleError):
+        train(load_params(None, overlapping), str(demo_dir))
+    assert "outcome window (gap + horizon = 45 days) is longer than the 30 days" in caplog.text
+    caplog.clear()
+    with pytest.raises(NotEligibleError):
+        train(load_params(None, SMALL + ["models.propensity.min_positives=1000000"]), str(demo_dir))
+    assert "outcome window" not in caplog.text

@@ -130,7 +130,7 @@ def test_eligibility_error_says_how_many_positives_and_which_params_key_to_lower
     with pytest.raises(NotEligibleError) as raised:
         check_eligibility(y, history_days=400, n_snapshots=4, config=PropensityConfig(), target="purchase")
     assert str(raised.value) == (
-        "purchase: 312 positives in the training snapshots, params require propensity.min_positives=1000; "
+        "purchase: 312 positives in the training snapshots, params require models.propensity.min_positives=1000; "
         "lower it for small data or add history"
     )
 
@@ -168,7 +168,7 @@ def test_tune_and_fit_counts_positives_in_training_snapshots_only(frame: pd.Data
     with pytest.raises(
         NotEligibleError,
         match=r"purchase: \d+ positives in the training snapshots, "
-        r"params require propensity.min_positives=5000",
+        r"params require models\.propensity\.min_positives=5000",
     ):
         tune_and_fit(
             frame, "purchase", FEATURES, PropensityConfig(n_trials=1, min_positives=5000, min_negatives=1), seed=0
