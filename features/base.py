@@ -73,6 +73,15 @@ class FeatureFamily:
         return None
 
 
+def epoch_seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Returns whole seconds since 1970-01-01 UTC, floored, as int64.
+
+    DuckDB's epoch keeps the fraction where Spark's drops it; flooring makes both agree. It is also
+    far cheaper on DuckDB than truncate("s"), which goes through time-zone-aware calendar code.
+    """
+    return ts.epoch_seconds().cast("float64").floor().cast("int64")
+
+
 def exact_sum(values: ir.NumericValue, where: ir.BooleanValue | None = None, scale: float = 1e6) -> ir.FloatingScalar:
     """Sums floats so that the result does not depend on row order or parallelism.
 
@@ -81,5 +90,13 @@ def exact_sum(values: ir.NumericValue, where: ir.BooleanValue | None = None, sca
     is rounded to 1/scale and summed as a 64-bit integer (exact in any order), then scaled back.
     Keep |sum| * scale below 9.2e18: scale 1e6 covers money up to 9 trillion, 1e9 counts up to 9 billion.
     """
-    fixed = (values * scale).round().cast("int64")
-    return fixed.sum(where=where).cast("float64") / scale
+    return fixed_point(values, scale).sum(where=where).cast("float64") / scale
+
+
+def fixed_point(values: ir.NumericValue, scale: float = 1e6) -> ir.IntegerValue:
+    """Returns each value rounded to 1/scale as a 64-bit integer, the terms exact_sum adds.
+
+    Summing these in several steps (per group, then over groups) and dividing by `scale` at the end
+    gives exactly exact_sum's result, whatever the grouping and order.
+    """
+    return (values * scale).round().cast("int64")

@@ -234,7 +234,7 @@ def _orders(t: ir.Table, ctx: BuildContext, where: ir.BooleanValue) -> ir.Intege
 
 
 def _with_side_columns(events: ir.Table, ctx: BuildContext, needed: list[str]) -> ir.Table:
-    """Adds `_topic` / `_category`: the event's own value, else the catalog's for its product, lower-cased."""
+    """Adds `_topic` / `_category`: the event's own value, else the catalog's for its product (not lower-cased)."""
     out = events
     from_catalog = [c for c in needed if _has_side_column(ctx, c)]
     side = ctx.catalog
@@ -248,10 +248,7 @@ def _with_side_columns(events: ir.Table, ctx: BuildContext, needed: list[str]) -
     for col in needed:
         sources = [out[col]] if col in ctx.columns else []
         sources += [out[f"_catalog_{col}"]] if col in from_catalog else []
-        value = ibis.coalesce(*sources) if len(sources) > 1 else sources[0]
-        # No strip(): ibis renders it on Spark as TRIM(' \t\n\r\v\f' ...), and Spark reads '\f' and
-        # '\v' as the letters f and v ("faq" -> "aq"). The data loader strips text already.
-        values[f"_{col}"] = value.lower()
+        values[f"_{col}"] = ibis.coalesce(*sources) if len(sources) > 1 else sources[0]
     return out.mutate(**values)
 
 
@@ -262,51 +259,72 @@ def _attach(base: ir.Table, extra: ir.Table) -> ir.Table:
 
 
 def build(events: ir.Table, ctx: BuildContext, config: BenefitsConfig) -> ir.Table:
-    """Builds one row per customer of topic and category shares, deal use, buying aids and purchase speed."""
+    """Builds one row per customer of topic and category shares, deal use, buying aids and purchase speed.
+
+    The counts are taken in two steps: recent events per (customer, counted event type, topic,
+    category), then per customer from that much smaller table; orders and discounts come from the
+    purchase lines alone. Both give the same integers as counting the events directly.
+    """
     columns = [f.name for f in catalog(config, ctx)]
     cutoff = ctx.cutoff  # aware UTC: build_features normalises it
-    side = [c for c, has in (("topic", _has_topic), ("category", _has_category)) if has(ctx)]
+    since = ibis.literal(cutoff - timedelta(days=config.window_days))
+    wanted = (("topic", _has_topic, config.topics), ("category", _has_category, config.categories))
+    side = [c for c, has, labels in wanted if labels and has(ctx)]
     t = _with_side_columns(events, ctx, side) if side else events
-    recent = t.timestamp >= ibis.literal(cutoff - timedelta(days=config.window_days))
-    etype = t.event_type
+    # Only the types counted below keep their name in the grouping key: fewer, larger groups.
+    counted = ["coupon_use", "recommendation_click", "product_view", "wishlist_add"]
+    kind = ibis.ifelse(t.event_type.isin(counted), t.event_type, ibis.null("string"))
+    side_keys = [f"_{c}" for c in side]
+    # Every event (not only recent ones) is grouped, which keeps a row, with zero counts, for each customer.
+    per = t.group_by(["customer_id", kind.name("event_type"), *side_keys]).agg(
+        _n=t.event_type.count(where=t.timestamp >= since)
+    )
+    # No strip(): ibis renders it on Spark as TRIM(' \t\n\r\v\f' ...), and Spark reads '\f' and
+    # '\v' as the letters f and v ("faq" -> "aq"). The data loader strips text already.
+    lowered = {k: per[k].lower() for k in side_keys}
 
     def n(where: ir.BooleanValue) -> ir.IntegerScalar:
-        return etype.count(where=recent & where)
+        return per._n.sum(where=where).fill_null(0)
 
-    purchases = etype == "purchase"
     aggs: dict[str, ir.Scalar] = {}
-    if "_topic" in t.columns:
+    if "_topic" in lowered:
         for topic in config.topics:
             aggs[f"{PREFIX}topic_{_slug(topic)}_share"] = (
-                n(t._topic == topic.strip().lower()) / n(t._topic.notnull()).nullif(0)
+                n(lowered["_topic"] == topic.strip().lower()) / n(lowered["_topic"].notnull()).nullif(0)
             )
-    if "_category" in t.columns:
+    if "_category" in lowered:
         for category in config.categories:
             aggs[f"{PREFIX}category_{_slug(category)}_share"] = (
-                n(t._category == category.strip().lower()) / n(t._category.notnull()).nullif(0)
+                n(lowered["_category"] == category.strip().lower()) / n(lowered["_category"].notnull()).nullif(0)
             )
-    if "discount" in ctx.columns:
-        discounted = purchases & (t.discount > 0)
-        aggs[f"{PREFIX}discounted_purchase_share"] = (
-            _orders(t, ctx, recent & discounted) / _orders(t, ctx, recent & purchases).nullif(0)
-        )
-        aggs[f"{PREFIX}avg_discount"] = exact_sum(t.discount, where=recent & discounted) / t.discount.count(
-            where=recent & discounted
-        ).nullif(0)
-    aggs[f"{PREFIX}coupon_uses_per_purchase"] = (
-        n(etype == "coupon_use") / _orders(t, ctx, recent & purchases).nullif(0)
-    )
+    etype = per.event_type
+    aggs["_coupons"] = n(etype == "coupon_use")
     aggs[f"{PREFIX}recommendation_clicks_per_product_view"] = (
         n(etype == "recommendation_click") / n(etype == "product_view").nullif(0)
     )
     aggs[f"{PREFIX}wishlist_adds"] = n(etype == "wishlist_add")
-    # Aggregating every event (not only recent ones) keeps a row, with zero counts, for each customer.
-    kept = {name: value for name, value in aggs.items() if name in columns}
-    out = t.group_by("customer_id").agg(**kept) if kept else t.select("customer_id").distinct()
+    out = per.group_by("customer_id").agg(**aggs)
+
+    near = events.filter(events.timestamp >= since)
+    buys = near.filter(near.event_type == "purchase")
+    every = ibis.literal(True)
+    deals: dict[str, ir.Scalar] = {"_orders": _orders(buys, ctx, every)}
+    if "discount" in ctx.columns:
+        discounted = buys.discount > 0
+        deals["_discounted_orders"] = _orders(buys, ctx, discounted)
+        deals["_discount_sum"] = exact_sum(buys.discount, where=discounted)
+        deals["_discounted_lines"] = buys.discount.count(where=discounted)
+    out = _attach(out, buys.group_by("customer_id").agg(**deals))
+    orders = out._orders.nullif(0)  # null also for customers without a recent purchase line
+    derived: dict[str, ir.Value] = {f"{PREFIX}coupon_uses_per_purchase": out._coupons / orders}
+    if "discount" in ctx.columns:
+        derived[f"{PREFIX}discounted_purchase_share"] = out._discounted_orders / orders
+        derived[f"{PREFIX}avg_discount"] = out._discount_sum / out._discounted_lines.nullif(0)
+    out = out.mutate(**derived)
     if f"{PREFIX}cart_abandonment_rate" in columns:
-        out = _attach(out, _cart_abandonment(t.filter(recent), cutoff, config.abandonment_hours))
+        out = _attach(out, _cart_abandonment(near, cutoff, config.abandonment_hours))
     if f"{PREFIX}median_hours_view_to_purchase" in columns:
-        out = _attach(out, _view_to_purchase(t.filter(recent)))
+        out = _attach(out, _view_to_purchase(near))
     return out.select("customer_id", **{name: _typed(out[name]) for name in columns})
 
 

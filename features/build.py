@@ -22,7 +22,6 @@ from features.schema import EVENT_TYPES, column_names, required_columns
 log = logging.getLogger(__name__)
 
 CUSTOMER_KEY = "customer_id"
-_JOIN_KEY = "_build_customer_key"
 
 
 @dataclass(frozen=True)
@@ -127,6 +126,11 @@ def _checked(family: FeatureFamily, table: ir.Table, features: list[Feature]) ->
         raise RuntimeError(f"feature family {family.name!r} columns {unprefixed} lack the prefix '{family.name}__'")
 
 
+def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Returns a family's (or the population's) rows indexed by customer_id as text."""
+    return frame.assign(**{CUSTOMER_KEY: frame[CUSTOMER_KEY].astype(str)}).set_index(CUSTOMER_KEY)
+
+
 def build_features(
     events: ir.Table,
     cutoff: date | datetime | str | pd.Timestamp,
@@ -138,9 +142,10 @@ def build_features(
 
     Events at or after the cutoff (and events without a customer) are removed once, before any family
     sees them. Each family gets only its own config section. Families with missing inputs are skipped
-    with the reason logged and returned. The joined expression is executed once (plus one small query
-    for the event types present); the frame is indexed by customer_id and sorted by it, its columns
-    in registry order, then catalog order within a family.
+    with the reason logged and returned. Each family's expression is executed on its own (plus one small
+    query for the event types present and one for the population) and the results are left-joined on
+    customer_id; the frame is indexed by customer_id and sorted by it, its columns in registry order,
+    then catalog order within a family.
     """
     _check_events(events)
     moment = utc_cutoff(cutoff)
@@ -148,9 +153,9 @@ def build_features(
     ctx = build_context(before, moment, customers=customers, catalog=catalog)
 
     population = before.select(before[CUSTOMER_KEY].cast("string").name(CUSTOMER_KEY)).distinct()
-    joined = population
     skipped = _skip_reasons(ctx, config)
     features: list[Feature] = []
+    tables: list[ir.Table] = []
     for family in _enabled(config):
         if family.name in skipped:
             log.info("skipping feature family %s: %s", family.name, skipped[family.name])
@@ -159,8 +164,7 @@ def build_features(
         made = family_catalog(family, section, ctx)
         table = family.build(before, ctx, section)
         _checked(family, table, made)
-        table = table.mutate(**{_JOIN_KEY: table[CUSTOMER_KEY].cast("string")}).drop(CUSTOMER_KEY)
-        joined = joined.left_join(table, joined[CUSTOMER_KEY] == table[_JOIN_KEY]).drop(_JOIN_KEY)
+        tables.append(table.mutate(**{CUSTOMER_KEY: table[CUSTOMER_KEY].cast("string")}))
         features += made
 
     names = [f.name for f in features]
@@ -168,9 +172,13 @@ def build_features(
     if repeated:
         raise RuntimeError(f"feature columns {repeated} are made by more than one family; rename them in one family")
 
-    frame = joined.execute()
-    frame[CUSTOMER_KEY] = frame[CUSTOMER_KEY].astype(str)
-    frame = frame.set_index(CUSTOMER_KEY).sort_index()[names]
+    # One query per family, joined here: on DuckDB at 10M events the single joined query took about
+    # 1.4x the sum of the family queries, and each family's result is only one row per customer.
+    frame = _keyed(population.execute())
+    parts = [_keyed(table.execute()) for table in tables]
+    if parts:
+        frame = frame.join(parts, how="left")
+    frame = frame.sort_index()[names]
     return FeatureResult(frame=frame, skipped=skipped, catalog=features)
 
 

@@ -156,25 +156,27 @@ def _orders(t: ir.Table, ctx: BuildContext, where: ir.BooleanValue) -> ir.Intege
     return t.order_id.nunique(where=where) + t.event_type.count(where=where & t.order_id.isnull())
 
 
+def _attach(base: ir.Table, extra: ir.Table) -> ir.Table:
+    """Left-joins a per-customer table (keyed `_cid`) onto the base."""
+    return base.left_join(extra, base.customer_id == extra._cid).drop("_cid")
+
+
 def build(events: ir.Table, ctx: BuildContext, config: EngagementConfig) -> ir.Table:
-    """Builds one row per customer of email response, voice-of-the-customer counts, returns and satisfaction."""
+    """Builds one row per customer of email response, voice-of-the-customer counts, returns and satisfaction.
+
+    Event counts are taken per (customer, event type) first and read off that small table; orders
+    and ratings come from the few purchase, return, review and survey rows alone.
+    """
     columns = [f.name for f in catalog(config, ctx)]
-    start = ctx.cutoff - timedelta(days=config.window_days)
-    t = events.mutate(_recent=events.timestamp >= ibis.literal(start))
-    if "rating" in ctx.columns:
-        rated = t._recent & (t.event_type == "survey") & t.rating.notnull()
-        # The latest answer's score; max() settles answers given at the same instant.
-        # A conditional value rather than FILTER: Spark rejects FILTER on window aggregates.
-        latest_at = ibis.ifelse(rated, t.timestamp, ibis.null()).max().over(group_by=t.customer_id)
-        t = t.mutate(_latest_score=ibis.ifelse(rated & (t.timestamp == latest_at), t.rating, ibis.null("float64")))
-    etype = t.event_type
-    recent = t._recent
+    since = ibis.literal(ctx.cutoff - timedelta(days=config.window_days))
+    # Every event (not only recent ones) is grouped, which keeps a row, with zero counts, for each customer.
+    per = events.group_by(["customer_id", "event_type"]).agg(
+        _n=events.event_type.count(where=events.timestamp >= since)
+    )
 
     def n(event_type: str) -> ir.IntegerScalar:
-        return etype.count(where=recent & (etype == event_type))
+        return per._n.sum(where=per.event_type == event_type).fill_null(0)
 
-    purchases = recent & (etype == "purchase")
-    returns = recent & (etype == "return")
     aggs: dict[str, ir.Scalar] = {
         f"{PREFIX}email_opens": n("email_open"),
         f"{PREFIX}email_clicks": n("email_click"),
@@ -183,24 +185,48 @@ def build(events: ir.Table, ctx: BuildContext, config: EngagementConfig) -> ir.T
         f"{PREFIX}referrals": n("referral"),
         f"{PREFIX}support_tickets": n("support_ticket"),
         f"{PREFIX}complaints": n("complaint"),
-        f"{PREFIX}returns": _orders(t, ctx, returns),
-        f"{PREFIX}return_rate": _orders(t, ctx, returns) / _orders(t, ctx, purchases).nullif(0),
         f"{PREFIX}surveys": n("survey"),
     }
+    out = per.group_by("customer_id").agg(**{name: value for name, value in aggs.items() if name in columns})
+
+    recent = events.filter(events.timestamp >= since)
+    tx = recent.filter(recent.event_type.isin(["purchase", "return"]))
+    out = _attach(
+        out,
+        tx.group_by(_cid=tx.customer_id).agg(
+            _returned=_orders(tx, ctx, tx.event_type == "return"), _bought=_orders(tx, ctx, tx.event_type == "purchase")
+        ),
+    )
+    returned = out._returned.fill_null(0)
+    derived: dict[str, ir.Value] = {
+        f"{PREFIX}returns": returned,
+        f"{PREFIX}return_rate": returned / out._bought.nullif(0),  # null also without any recent order
+    }
     if "rating" in ctx.columns:
-        reviewed = recent & (etype == "review") & t.rating.notnull()
-        answered = recent & (etype == "survey") & t.rating.notnull()
+        rated = recent.filter(recent.event_type.isin(["review", "survey"]) & recent.rating.notnull())
+        etype = rated.event_type
+        answered = etype == "survey"
+        # The latest answer's score; max() settles answers given at the same instant. A conditional
+        # value rather than FILTER: Spark rejects FILTER on window aggregates.
+        latest_at = ibis.ifelse(answered, rated.timestamp, ibis.null()).max().over(group_by=rated.customer_id)
+        rated = rated.mutate(
+            _latest_score=ibis.ifelse(answered & (rated.timestamp == latest_at), rated.rating, ibis.null("float64"))
+        )
+        etype, answered = rated.event_type, rated.event_type == "survey"
         answers = etype.count(where=answered).nullif(0)
-        aggs[f"{PREFIX}avg_review_rating"] = t.rating.mean(where=reviewed)
+        scores: dict[str, ir.Scalar] = {
+            f"{PREFIX}avg_review_rating": rated.rating.mean(where=etype == "review"),
+            f"{PREFIX}survey_latest_score": rated._latest_score.max(),
+        }
         if config.survey_scale == "nps":
-            promoters = etype.count(where=answered & (t.rating >= config.nps_promoter_min))
-            detractors = etype.count(where=answered & (t.rating <= config.nps_detractor_max))
-            aggs[f"{PREFIX}nps"] = 100.0 * (promoters - detractors) / answers
+            promoters = etype.count(where=answered & (rated.rating >= config.nps_promoter_min))
+            detractors = etype.count(where=answered & (rated.rating <= config.nps_detractor_max))
+            scores[f"{PREFIX}nps"] = 100.0 * (promoters - detractors) / answers
         else:
-            satisfied = etype.count(where=answered & (t.rating >= config.csat_satisfied_min))
-            aggs[f"{PREFIX}csat"] = 100.0 * satisfied / answers
-        aggs[f"{PREFIX}survey_latest_score"] = t._latest_score.max()
-    out = t.group_by("customer_id").agg(**{name: aggs[name] for name in columns})
+            satisfied = etype.count(where=answered & (rated.rating >= config.csat_satisfied_min))
+            scores[f"{PREFIX}csat"] = 100.0 * satisfied / answers
+        out = _attach(out, rated.group_by(_cid=rated.customer_id).agg(**scores))
+    out = out.mutate(**derived)
     return out.select("customer_id", **{name: _typed(out[name]) for name in columns})
 
 

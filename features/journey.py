@@ -9,7 +9,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.base import BuildContext, Feature, FeatureFamily, exact_sum
+from features.base import BuildContext, Feature, FeatureFamily, fixed_point
 from features.schema import EVENT_TYPES, FUNNEL_STEPS
 
 NAME = "journey"
@@ -28,6 +28,8 @@ DEFAULT_STAGE_GROUPS: dict[str, list[str]] = {
 DEFAULT_CHANNELS: tuple[str, ...] = ("web", "app", "email", "ads", "store", "support")
 
 _GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Fixed-point scale of the decayed counts (see features/base.py exact_sum): weights to 1e-9.
+_SCALE = 1e9
 
 
 def _slug(label: str) -> str:
@@ -200,49 +202,67 @@ def _epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
 
 
 def build(events: ir.Table, ctx: BuildContext, config: JourneyConfig) -> ir.Table:
-    """Builds one row per customer of decayed event counts, funnel depth, stage and channel mix, last event."""
+    """Builds one row per customer of decayed event counts, funnel depth, stage and channel mix, last event.
+
+    Events are first reduced to one row per (customer, event type) with its recent count, summed
+    fixed-point weights and latest time; the per-type columns are then read off that small table.
+    Fixed-point sums are integers, so the two steps give exactly the numbers of one direct sum.
+    """
     columns = [f.name for f in catalog(config, ctx)]
     cutoff = ctx.cutoff  # aware UTC: build_features normalises it
-    start = cutoff - timedelta(days=config.lookback_days)
-    long_start = cutoff - timedelta(days=config.long_lookback_days)
+    recent = events.timestamp >= ibis.literal(cutoff - timedelta(days=config.lookback_days))
+    in_long = events.timestamp >= ibis.literal(cutoff - timedelta(days=config.long_lookback_days))
     age_days = (cutoff.timestamp() - _epoch(events.timestamp)) / 86400.0
-    t = events.mutate(
-        _recent=events.timestamp >= ibis.literal(start),
-        _weight=ibis.literal(0.5) ** (age_days / config.half_life_days),
-        _long=events.timestamp >= ibis.literal(long_start),
-        _long_weight=ibis.literal(0.5) ** (age_days / config.long_half_life_days),
-        _latest=events.timestamp.max().over(group_by=events.customer_id),
+    etype = events.event_type
+
+    def weight(inside: ir.BooleanValue, half_life: float) -> ir.IntegerValue:
+        # A CASE rather than FILTER: DuckDB then computes the power only for the events inside the window.
+        return ibis.ifelse(inside, fixed_point(ibis.literal(0.5) ** (age_days / half_life), _SCALE), ibis.null("int64"))
+
+    per_type = events.group_by(["customer_id", "event_type"]).agg(
+        _n_recent=etype.count(where=recent),
+        _weight=weight(recent, config.half_life_days).sum(),
+        _long_weight=weight(in_long, config.long_half_life_days).sum(),
+        _last=events.timestamp.max(),
     )
-    etype = t.event_type
+    per_type = per_type.mutate(_latest=per_type._last.max().over(group_by=per_type.customer_id))
+    ptype = per_type.event_type
+
+    def decayed(weights: ir.IntegerColumn, event_type: str) -> ir.FloatingScalar:
+        return (weights.sum(where=ptype == event_type).cast("float64") / _SCALE).fill_null(0.0)
+
     aggs: dict[str, ir.Scalar] = {}
     for event_type in EVENT_TYPES:
         if decayed_column(event_type) in columns:
-            aggs[decayed_column(event_type)] = exact_sum(
-                t._weight, where=t._recent & (etype == event_type), scale=1e9
-            ).fill_null(0.0)
+            aggs[decayed_column(event_type)] = decayed(per_type._weight, event_type)
     for event_type in EVENT_TYPES:
         if long_decayed_column(event_type) in columns:
-            aggs[long_decayed_column(event_type)] = exact_sum(
-                t._long_weight, where=t._long & (etype == event_type), scale=1e9
-            ).fill_null(0.0)
+            aggs[long_decayed_column(event_type)] = decayed(per_type._long_weight, event_type)
     if f"{PREFIX}deepest_funnel_step" in columns:
-        depth = etype.cases(*[(step, i) for i, step in enumerate(FUNNEL_STEPS, start=1)], else_=0)
-        aggs[f"{PREFIX}deepest_funnel_step"] = depth.max(where=t._recent).fill_null(0)
-    recent = etype.count(where=t._recent).nullif(0)
+        depth = ptype.cases(*[(step, i) for i, step in enumerate(FUNNEL_STEPS, start=1)], else_=0)
+        aggs[f"{PREFIX}deepest_funnel_step"] = depth.max(where=per_type._n_recent > 0).fill_null(0)
+    n_recent = per_type._n_recent.sum().nullif(0)
     for group, types in config.stage_groups.items():
         if f"{PREFIX}{group}_share" in columns:
-            aggs[f"{PREFIX}{group}_share"] = etype.count(where=t._recent & etype.isin(types)) / recent
-    if "channel" in ctx.columns:
-        # lower() only: ibis's strip() on Spark also trims the letters f and v (see features/benefits.py).
-        channel = t.channel.lower()
-        with_channel = etype.count(where=t._recent & channel.notnull()).nullif(0)
-        for label in config.channels:
-            aggs[f"{PREFIX}channel_{_slug(label)}_share"] = (
-                etype.count(where=t._recent & (channel == label.strip().lower())) / with_channel
-            )
+            aggs[f"{PREFIX}{group}_share"] = per_type._n_recent.sum(where=ptype.isin(types)).fill_null(0) / n_recent
     # Deterministic on ties (several events at the latest instant): the alphabetically last type.
-    aggs[f"{PREFIX}last_event_type"] = etype.max(where=t.timestamp == t._latest)
-    out = t.group_by("customer_id").agg(**aggs)
+    aggs[f"{PREFIX}last_event_type"] = ptype.max(where=per_type._last == per_type._latest)
+    out = per_type.group_by("customer_id").agg(**aggs)
+
+    if "channel" in ctx.columns:
+        # Only recent events carry a channel share, so they are read apart from the per-type table.
+        # lower() only: ibis's strip() on Spark also trims the letters f and v (see features/benefits.py).
+        near = events.filter(recent)
+        channel = near.channel.lower()
+        with_channel = near.event_type.count(where=channel.notnull()).nullif(0)
+        shares = near.group_by(_cid=near.customer_id).agg(
+            **{
+                f"{PREFIX}channel_{_slug(label)}_share": near.event_type.count(where=channel == label.strip().lower())
+                / with_channel
+                for label in config.channels
+            }
+        )
+        out = out.left_join(shares, out.customer_id == shares._cid).drop("_cid")
     return out.select("customer_id", **{name: _typed(out[name]) for name in columns})
 
 

@@ -10,7 +10,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.base import BuildContext, Feature, FeatureFamily, exact_sum
+from features.base import BuildContext, Feature, FeatureFamily, epoch_seconds, exact_sum
 from features.schema import PURCHASE, check_timezone
 
 PREFIX = "timing__"
@@ -179,9 +179,20 @@ def _offset_changes(tz_name: str, until_epoch: int) -> tuple[int, tuple[tuple[in
     return first, tuple(changes)
 
 
-def _epoch(ts: ir.TimestampValue) -> ir.IntegerValue:
-    """Returns whole epoch seconds; truncating first makes DuckDB (fractional) and Spark (whole) agree."""
-    return ts.truncate("s").epoch_seconds().cast("int64")
+def _month_day_of(day: ir.IntegerValue) -> ir.IntegerValue:
+    """Returns month * 100 + day of month of a day number since 1970-01-01 (proleptic Gregorian).
+
+    Integer arithmetic (H. Hinnant's days_from_civil, inverted) that every engine runs alike and
+    far faster than a calendar function on each event's timestamp.
+    """
+    z = day + 719468  # days since 0000-03-01
+    era = z // 146097
+    doe = z - era * 146097  # day of the 400-year era, 0-146096
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365  # year of the era, 0-399
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)  # day of the year from March 1, 0-365
+    mp = (5 * doy + 2) // 153  # month from March = 0
+    month = ibis.ifelse(mp < 10, mp + 3, mp - 9)
+    return month * 100 + doy - (153 * mp + 2) // 5 + 1
 
 
 def _utc_offset(epoch: ir.IntegerValue, tz_name: str, until_epoch: int) -> ir.IntegerValue:
@@ -203,17 +214,14 @@ def _utc_offset(epoch: ir.IntegerValue, tz_name: str, until_epoch: int) -> ir.In
     return pick(0, len(offsets) - 1)
 
 
-def _with_local_time(events: ir.Table, ctx: BuildContext, tz_name: str) -> ir.Table:
-    """Adds _epoch (UTC seconds), _local (wall-clock timestamp) and _day (local day number since 1970)."""
-    ev = events.mutate(_epoch=_epoch(events.timestamp))
+def _local_seconds(events: ir.Table, ctx: BuildContext, tz_name: str) -> ir.Table:
+    """Adds _epoch (UTC seconds) and _local (the wall-clock time in the timezone, as seconds since 1970)."""
+    ev = events.mutate(_epoch=epoch_seconds(events.timestamp))
     if tz_name == "UTC":
-        return ev.mutate(_local=ev.timestamp, _day=(ev._epoch / SECONDS_PER_DAY).floor().cast("int64"))
+        return ev.mutate(_local=ev._epoch)
     # The offset gets its own projection so the (large) expression appears once in the SQL.
     ev = ev.mutate(_offset=_utc_offset(ev._epoch, tz_name, int(ctx.cutoff.timestamp()) + 1))
-    return ev.mutate(
-        _local=ev.timestamp + ev._offset.as_interval("s"),
-        _day=((ev._epoch + ev._offset) / SECONDS_PER_DAY).floor().cast("int64"),
-    )
+    return ev.mutate(_local=ev._epoch + ev._offset)
 
 
 def build(events: ir.Table, ctx: BuildContext, config: TimingConfig) -> ir.Table:
@@ -221,44 +229,55 @@ def build(events: ir.Table, ctx: BuildContext, config: TimingConfig) -> ir.Table
 
     Day counts are fractional days between instants; purchase gaps are whole days between distinct
     local calendar days with a purchase. Hours, weekdays and holidays are read in the configured timezone.
+    Events are first counted per customer and local clock hour (all a clock hour's events share its
+    day, weekday and holiday), then everything is read off that smaller table.
     """
     wanted = [f.name for f in catalog(config, ctx)]
     cutoff_epoch = int(ctx.cutoff.timestamp())
-    ev = _with_local_time(events, ctx, config.timezone)
-    ev = ev.mutate(
-        _hour=ev._local.hour(),
-        _dow=ev._local.day_of_week.index(),  # Monday = 0 ... Sunday = 6
-        _md=ev._local.month() * 100 + ev._local.day(),
-        _buy=ev.event_type == PURCHASE,
+    ev = _local_seconds(events, ctx, config.timezone)
+    buy = ev.event_type == PURCHASE
+    hourly = ev.group_by(["customer_id", (ev._local // 3600).name("_clock")]).aggregate(
+        _k=ev.count(), _last=ev._epoch.max(), _first=ev._epoch.min(), _last_buy=ev._epoch.max(where=buy),
+        _buys=ev.count(where=buy),
+    )
+    day = hourly._clock // 24
+    hourly = hourly.mutate(
+        _day=day,
+        _hour=hourly._clock - day * 24,
+        _dow=((day + 3) % 7 + 7) % 7,  # 1970-01-01 was a Thursday; Monday = 0 ... Sunday = 6
+        _md=_month_day_of(day),
     )
 
     parts = list(config.daypart_start_hours.items())
     # An hour belongs to the part with the latest start at or before it; hours before the first
     # start belong to the last part (it wraps over midnight).
     part_of_hour = ibis.cases(
-        *[(ev._hour >= start, ibis.literal(name)) for name, start in reversed(parts)],
+        *[(hourly._hour >= start, ibis.literal(name)) for name, start in reversed(parts)],
         else_=ibis.literal(parts[-1][0]),
     )
     holiday = ibis.literal(False)
     for period in config.holiday_periods:
         lo, hi = period.bounds()
-        inside = ev._md.between(lo, hi) if lo <= hi else (ev._md >= lo) | (ev._md <= hi)
+        inside = hourly._md.between(lo, hi) if lo <= hi else (hourly._md >= lo) | (hourly._md <= hi)
         holiday = holiday | inside
 
+    def events_where(where: ir.BooleanValue) -> ir.IntegerValue:
+        return hourly._k.sum(where=where).fill_null(0)
+
     aggs: dict[str, ir.Value] = {
-        "_n": ev.count(),
-        "_last": ev._epoch.max(),
-        "_first": ev._epoch.min(),
-        "_last_buy": ev._epoch.max(where=ev._buy),
-        "_weekend": ev.count(where=ev._dow >= 5),
-        "_holiday": ev.count(where=holiday),
+        "_n": hourly._k.sum(),
+        "_last": hourly._last.max(),
+        "_first": hourly._first.min(),
+        "_last_buy": hourly._last_buy.max(),
+        "_weekend": events_where(hourly._dow >= 5),
+        "_holiday": events_where(holiday),
     }
     for name, _ in parts:
-        aggs[f"_part_{name}"] = ev.count(where=part_of_hour == name)
-    per = ev.group_by("customer_id").aggregate(**aggs)
+        aggs[f"_part_{name}"] = events_where(part_of_hour == name)
+    per = hourly.group_by("customer_id").aggregate(**aggs)
 
     # Gaps between consecutive distinct purchase days.
-    buy_days = ev.filter(ev._buy).select("customer_id", "_day").distinct()
+    buy_days = hourly.filter(hourly._buys > 0).select("customer_id", "_day").distinct()
     gaps = buy_days.mutate(
         _gap=buy_days._day - buy_days._day.lag().over(group_by=buy_days.customer_id, order_by=buy_days._day)
     )
@@ -267,14 +286,14 @@ def build(events: ir.Table, ctx: BuildContext, config: TimingConfig) -> ir.Table
     )
 
     # Preferred hour: the mode, ties broken towards the earliest hour.
-    hours = ev.group_by(["customer_id", "_hour"]).aggregate(_k=ev.count())
+    hours = hourly.group_by(["customer_id", "_hour"]).aggregate(_k=hourly._k.sum())
     hours = hours.mutate(
         _rn=ibis.row_number().over(group_by=hours.customer_id, order_by=[hours._k.desc(), hours._hour.asc()])
     )
     mode = hours.filter(hours._rn == 0).select("customer_id", _mode=hours._hour)
 
     # Day-of-week entropy: -sum p ln p over the weekdays that occur.
-    dows = ev.group_by(["customer_id", "_dow"]).aggregate(_k=ev.count())
+    dows = hourly.group_by(["customer_id", "_dow"]).aggregate(_k=hourly._k.sum())
     p = dows._k / dows._k.sum().over(group_by=dows.customer_id)
     dows = dows.mutate(_plnp=p * p.ln())
     entropy = dows.group_by("customer_id").aggregate(_entropy=-exact_sum(dows._plnp, scale=1e12))

@@ -175,22 +175,27 @@ def build(events: ir.Table, ctx: BuildContext, config: UsageConfig) -> ir.Table:
     windows = config.windows()
     m, t = config.main_window_days, config.trend_window_days
     starts = {w: ibis.literal(ctx.cutoff - timedelta(days=w)) for w in sorted({*windows, m, t, 2 * t})}
-    # UTC day number from the epoch (cheap on DuckDB, unlike CAST(timestamptz AS DATE)); same days as .date() in UTC.
-    ev = events.mutate(_day=(events.timestamp.epoch_seconds() / 86400).floor().cast("int64"))
+
+    def with_day(table: ir.Table) -> ir.Table:
+        # UTC day number from the epoch (cheap on DuckDB, unlike CAST(timestamptz AS DATE)); same days as
+        # .date() in UTC. Added only where needed: a column shared by every step made DuckDB materialise
+        # a copy of all events (about 1 GB at 10M events).
+        return table.mutate(_day=(table.timestamp.epoch_seconds() / 86400).floor().cast("int64"))
 
     # Level 1: one row per (customer, session), (customer, day) and (customer, order) with its latest event;
     # a session / day / order is in a window when its latest event is.
     def latest(table: ir.Table, keys: list[str]) -> ir.Table:
         return table.group_by(["customer_id", *keys]).aggregate(_last=table.timestamp.max())
 
-    days = latest(ev, ["_day"])
+    days = latest(with_day(events), ["_day"])
     if "session_id" in present:
-        sessions = latest(ev.filter(ev.session_id.notnull()), ["session_id"]).select("customer_id", "_last").union(
-            latest(ev.filter(ev.session_id.isnull()), ["_day"]).select("customer_id", "_last")
+        sessions = latest(events.filter(events.session_id.notnull()), ["session_id"]).select("customer_id", "_last")
+        sessions = sessions.union(
+            latest(with_day(events.filter(events.session_id.isnull())), ["_day"]).select("customer_id", "_last")
         )
     else:
         sessions = days.select("customer_id", "_last")
-    buys = ev.filter(ev.event_type == PURCHASE)
+    buys = events.filter(events.event_type == PURCHASE)
     if "order_id" in present:
         orders = latest(buys.filter(buys.order_id.notnull()), ["order_id"]).select("customer_id", "_last").union(
             buys.filter(buys.order_id.isnull()).select("customer_id", _last=buys.timestamp)
@@ -206,24 +211,24 @@ def build(events: ir.Table, ctx: BuildContext, config: UsageConfig) -> ir.Table:
 
     aggs: dict[str, ir.Value] = {}
     for w in windows:
-        aggs[f"events_{w}d"] = ev.count(where=ev.timestamp >= starts[w])
-    aggs["_main"] = ev.count(where=ev.timestamp >= starts[m])
-    aggs["_recent"] = ev.count(where=ev.timestamp >= starts[t])
-    aggs["_previous"] = ev.count(where=(ev.timestamp >= starts[2 * t]) & (ev.timestamp < starts[t]))
-    aggs["_events"] = ev.count()
-    aggs["_key"] = ev.count(where=ev.event_type.isin(config.key_actions))
-    aggs["distinct_event_types"] = ev.event_type.nunique()
+        aggs[f"events_{w}d"] = events.count(where=events.timestamp >= starts[w])
+    aggs["_main"] = events.count(where=events.timestamp >= starts[m])
+    aggs["_recent"] = events.count(where=events.timestamp >= starts[t])
+    aggs["_previous"] = events.count(where=(events.timestamp >= starts[2 * t]) & (events.timestamp < starts[t]))
+    aggs["_events"] = events.count()
+    aggs["_key"] = events.count(where=events.event_type.isin(config.key_actions))
+    aggs["distinct_event_types"] = events.event_type.nunique()
     for col, name, _ in _BREADTH:
         if col in present:
-            aggs[name] = ev[col].nunique()
+            aggs[name] = events[col].nunique()
     if "revenue" in present:
         signed = ibis.cases(
-            (ev.event_type == PURCHASE, ev.revenue),
-            (ev.event_type == RETURN, -ev.revenue),
+            (events.event_type == PURCHASE, events.revenue),
+            (events.event_type == RETURN, -events.revenue),
             else_=ibis.literal(0.0),
         )
         aggs["_net_revenue"] = exact_sum(signed).fill_null(0.0)
-    per = ev.group_by("customer_id").aggregate(**aggs)
+    per = events.group_by("customer_id").aggregate(**aggs)
     for part in (per_window(sessions, "sessions", "_sessions"), per_window(days, "active_days", "_active_days"),
                  per_window(orders, "purchases")):
         part = part.rename(_cid="customer_id")

@@ -8,7 +8,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.base import BuildContext, Feature, FeatureFamily, exact_sum
+from features.base import BuildContext, Feature, FeatureFamily, epoch_seconds, exact_sum
 from features.schema import PURCHASE, column_names
 from features.usage import DEFAULT_WINDOWS_DAYS, check_windows, count_orders
 
@@ -116,27 +116,35 @@ def build(events: ir.Table, ctx: BuildContext, config: ValueConfig) -> ir.Table:
     present = ctx.columns
     win = config.rfm_window_days
     cutoff_epoch = int(ctx.cutoff.timestamp())
-    buy = events.event_type == PURCHASE
+    # Only purchase and return lines carry value: aggregate those few, then give every customer a row.
+    tx = events.filter(events.event_type.isin([PURCHASE, RETURN]))
+    buy = tx.event_type == PURCHASE
     everything = ibis.literal(True)
-    in_rfm = events.timestamp >= ibis.literal(ctx.cutoff - timedelta(days=win)) if win else everything
+    in_rfm = tx.timestamp >= ibis.literal(ctx.cutoff - timedelta(days=win)) if win else everything
     aggs: dict[str, ir.Value] = {
-        "_last_buy": events.timestamp.truncate("s").epoch_seconds().cast("int64").max(where=buy),
-        "frequency": count_orders(events, present, in_rfm),
-        "orders_lifetime": count_orders(events, present, everything),
+        "_last_buy_at": tx.timestamp.max(where=buy),
+        "frequency": count_orders(tx, present, in_rfm),
+        "orders_lifetime": count_orders(tx, present, everything),
     }
+    zeros: dict[str, int | float] = {"frequency": 0, "orders_lifetime": 0}
     if "revenue" in present:
-        ret = events.event_type == RETURN
+        ret = tx.event_type == RETURN
 
         def money(where: ir.BooleanValue) -> ir.FloatingValue:
-            return exact_sum(events.revenue, where=where).fill_null(0.0)
+            return exact_sum(tx.revenue, where=where).fill_null(0.0)
 
         aggs["monetary_gross"] = money(buy & in_rfm)
         aggs["_returns_rfm"] = money(ret & in_rfm)
         aggs["_gross"] = money(buy)
         aggs["_returns"] = money(ret)
         for w in config.windows():
-            aggs[f"revenue_{w}d"] = money(buy & (events.timestamp >= ibis.literal(ctx.cutoff - timedelta(days=w))))
-    per = events.group_by("customer_id").aggregate(**aggs)
+            aggs[f"revenue_{w}d"] = money(buy & (tx.timestamp >= ibis.literal(ctx.cutoff - timedelta(days=w))))
+        zeros.update({name: 0.0 for name in aggs if name not in zeros and name != "_last_buy_at"})
+    money_per = tx.group_by(_cid=tx.customer_id).aggregate(**aggs)
+    per = events.select("customer_id").distinct()
+    per = per.left_join(money_per, per.customer_id == money_per._cid).drop("_cid")
+    # Epoch seconds of the latest purchase only, not of every event: the same number, far fewer conversions.
+    per = per.mutate(_last_buy=epoch_seconds(per._last_buy_at), **{k: per[k].fill_null(v) for k, v in zeros.items()})
 
     scored = per.orders_lifetime > 0
     derived: dict[str, ir.Value] = {

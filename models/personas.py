@@ -328,6 +328,15 @@ class PersonasConfig(BaseModel):
         "descriptive name from its two most distinctive features.",
     )
 
+    signature_min_coverage: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A signature can name a cluster only when the features present and informative in the "
+        "data carry at least this share of its total |weight|: on data without most of a persona's signals "
+        "(e.g. transactions only) one leftover feature would otherwise decide the name.",
+    )
+
     @field_validator("k_range")
     @classmethod
     def _k_range(cls, value: list[int]) -> list[int]:
@@ -413,6 +422,7 @@ _ESTIMATOR_KEYS: tuple[str, ...] = (
     "n_threads",
     "signatures",
     "match_threshold",
+    "signature_min_coverage",
 )
 
 
@@ -428,6 +438,17 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         sim = (a @ b.T) / (na * nb.T)
     return np.nan_to_num(sim, nan=0.0)
+
+
+def _coverage(signatures: Mapping[str, Mapping[str, float]], features: list[str],
+              informative: np.ndarray) -> dict[str, float]:
+    """Returns per signature the share of its total |weight| on features present and varying in the data."""
+    usable = {f for f, ok in zip(features, informative) if ok}
+    out = {}
+    for persona, weights in signatures.items():
+        total = sum(abs(w) for w in weights.values())
+        out[persona] = sum(abs(w) for f, w in weights.items() if f in usable) / total if total > 0 else 0.0
+    return out
 
 
 def _assign(similarity: np.ndarray, threshold: float) -> dict[int, int]:
@@ -557,6 +578,7 @@ class PersonaModel(BaseEstimator):
         n_threads: int | None = None,
         signatures: Mapping[str, Mapping[str, float]] | None = None,
         match_threshold: float = 0.5,
+        signature_min_coverage: float = 0.5,
         random_state: int | None = 0,
     ) -> None:
         self.algorithm = algorithm
@@ -573,6 +595,7 @@ class PersonaModel(BaseEstimator):
         self.n_threads = n_threads
         self.signatures = signatures
         self.match_threshold = match_threshold
+        self.signature_min_coverage = signature_min_coverage
         self.random_state = random_state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -582,6 +605,8 @@ class PersonaModel(BaseEstimator):
             if "k_" in state:
                 state.setdefault("core_size_", int(state["cluster_sizes_"].sum()))
                 state.setdefault("core_share_", 1.0)
+        # Before signature coverage was checked, any signature could name a cluster.
+        state = {"signature_min_coverage": 0.0, **state}
         super().__setstate__(state)
 
     @classmethod
@@ -734,6 +759,13 @@ class PersonaModel(BaseEstimator):
         # behaviour, e.g. an untagged topic) cannot tell personas apart; it is left out of the
         # signature rather than counted as evidence against every cluster.
         similarity = _cosine(self.cluster_profiles_.to_numpy(), self.signatures_.to_numpy() * informative)
+        self.signature_coverage_ = _coverage(settings.signatures, self.profile_features_, informative)
+        too_thin = [p for p, share in self.signature_coverage_.items() if share < settings.signature_min_coverage]
+        if too_thin:
+            log.info("personas: signatures %s cannot name clusters: under %.0f%% of their weight is in features "
+                     "present and varying in the data (personas.signature_min_coverage)", too_thin,
+                     100 * settings.signature_min_coverage)
+            similarity[:, [list(self.signatures_.index).index(p) for p in too_thin]] = -1.0
         self.signature_similarity_ = pd.DataFrame(
             similarity, index=self.cluster_profiles_.index, columns=self.signatures_.index
         )

@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.schema import EVENT_TYPES, TABLE_COLUMNS, column_names, required_columns
 from pipeline.config import DataConfig, Params, TableMapping, ValidationConfig
@@ -237,13 +238,39 @@ def read_source(src: Source, cfg: DataConfig) -> pd.DataFrame:
     with duckdb.connect() as con:
         if src.kind == "duckdb":
             with duckdb.connect(src.files[0], read_only=True) as db:
-                return db.table(src.table).df()
+                return _to_pandas(db.table(src.table).to_arrow_table())
         if src.kind == "parquet":
-            return con.execute("SELECT * FROM read_parquet(?, union_by_name = true)", [list(src.files)]).df()
-        return con.execute(
-            "SELECT * FROM read_csv(?, all_varchar = true, header = ?, delim = ?, union_by_name = true)",
-            [list(src.files), cfg.csv.header, cfg.csv.delimiter],
-        ).df()
+            rel = con.sql("SELECT * FROM read_parquet($files, union_by_name = true)", params={"files": list(src.files)})
+        else:
+            rel = con.sql(
+                "SELECT * FROM read_csv($files, all_varchar = true, header = $header, delim = $delim, "
+                "union_by_name = true)",
+                params={"files": list(src.files), "header": cfg.csv.header, "delim": cfg.csv.delimiter},
+            )
+        return _to_pandas(rel.to_arrow_table())
+
+
+_NULLABLE_INTS: dict[pa.DataType, Any] = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+    pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(), pa.uint32(): pd.UInt32Dtype(),
+    pa.uint64(): pd.UInt64Dtype(),
+}
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Converts a DuckDB result to pandas as DuckDB's .df() does, but through Arrow.
+
+    Text stays Arrow-backed rather than becoming one Python object per cell, which at 10M events took
+    about 30 s and several GB. As with .df(), decimals become float64 and integers with gaps nullable.
+    """
+    for i, column in enumerate(table.columns):
+        if pa.types.is_decimal(column.type):
+            table = table.set_column(i, table.field(i).name, column.cast(pa.float64()))
+    frame = table.to_pandas()
+    for name, column in zip(table.column_names, table.columns):
+        if column.null_count and column.type in _NULLABLE_INTS:
+            frame[name] = column.to_pandas(types_mapper=_NULLABLE_INTS.get)
+    return frame
 
 
 # --------------------------------------------------------------------------- parsing
@@ -370,7 +397,8 @@ def map_columns(raw: pd.DataFrame, table: str, mapping: TableMapping, report: Va
     keep = column_names(table)
     if table == "customers":  # trait columns pass through to the output
         keep = keep + [c for c in renamed.columns if c not in keep]
-    return renamed[[c for c in keep if c in renamed.columns]].copy()
+    # No .copy(): pandas copies on write, and validation builds new columns rather than editing these.
+    return renamed[[c for c in keep if c in renamed.columns]]
 
 
 # --------------------------------------------------------------------------- validation
@@ -494,10 +522,26 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
             out[col] = text.where(text != "", None)
     out = out[[c for c in column_names("events") if c in out.columns and c != "unit_price"]]
     keep = ~rules.bad
-    dup = out.duplicated(keep="first") & keep
+    dup = _duplicated_rows(out) & keep
     rules.check("duplicate_event", dup,
                 lambda rows: out["customer_id"][rows].astype("str") + " @ " + out["timestamp"][rows].astype("str"))
-    return out[~rules.bad]
+    return out[~rules.bad] if rules.bad.any() else out  # no copy of every row when none is dropped
+
+
+def _duplicated_rows(frame: pd.DataFrame) -> pd.Series:
+    """Returns frame.duplicated(keep="first"), comparing whole rows only where a row hash repeats.
+
+    Equal rows always hash alike, so the rows compared in full hold every duplicate; at 10M events this
+    lowered load_dataset's peak memory by about 1.5 GB and its time by about a quarter.
+    """
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    # One bit pattern for every missing value and for 0.0 / -0.0, which duplicated() counts as equal.
+    hashed = frame.assign(**{c: frame[c].where(frame[c].notna(), np.nan) + 0.0 for c in floats})
+    repeated = pd.util.hash_pandas_object(hashed, index=False).duplicated(keep=False)
+    out = pd.Series(False, index=frame.index)
+    if repeated.any():
+        out[repeated] = frame[repeated].duplicated(keep="first")
+    return out
 
 
 def _validate_side(df: pd.DataFrame, table: str, cfg: DataConfig, policies: ValidationConfig,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any, Literal
@@ -71,7 +72,7 @@ def canonical_frame(df: pd.DataFrame) -> pd.DataFrame:
 
     Naive timestamps are read as UTC; other columns are kept as they are.
     """
-    out = df.copy()
+    out = df.copy(deep=False)  # columns are replaced, never written into (copy-on-write): no need to copy data
     for name in out.columns:
         kind = CANONICAL_DTYPES.get(str(name))
         if kind == "timestamp":
@@ -125,3 +126,13 @@ def register(con: Any, name: str, df: pd.DataFrame) -> ir.Table:
         session.createDataFrame(data).createOrReplaceTempView(name)
         return con.table(name)
     return con.create_table(name, data, overwrite=True)
+
+
+def release_unused_memory() -> None:
+    """Hands memory that pandas and Arrow have freed back to the operating system.
+
+    Arrow's allocator keeps freed blocks for reuse: once the events frame is in the engine and the
+    pandas copy is dropped, it would otherwise hold about as much memory as that frame, unused.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()

@@ -591,3 +591,25 @@ def test_a_model_pickled_before_the_core_reads_as_shaped_by_everyone(six, fitted
     assert (old.core_min_events, old.core_share_) == (0.0, 1.0)
     np.testing.assert_array_equal(old.predict(X), fitted.predict(X))
     assert clone(old).get_params()["core_feature"] is None
+
+
+def test_a_signature_mostly_absent_from_the_data_cannot_name_a_cluster():
+    rng = np.random.default_rng(3)
+    n = 600
+    group = rng.integers(0, 3, n)
+    X = pd.DataFrame({
+        "benefits__topic_specs_share": np.where(group == 0, 0.8, 0.05) + rng.normal(0, 0.02, n),
+        "timing__share_night": np.where(group == 1, 0.7, 0.1) + rng.normal(0, 0.02, n),
+        "usage__events_per_session": np.where(group == 2, 9.0, 3.0) + rng.normal(0, 0.2, n),
+    }, index=pd.Index([f"c{i}" for i in range(n)], name="customer_id"))
+    # 'smart' is mostly about specs and comparison pages; only its small events-per-session part is in X
+    thin = {"smart": {"benefits__topic_comparison_share": 1.0, "benefits__topic_reviews_share": 1.0,
+                      "usage__events_per_session": 0.5}}
+    kwargs = dict(k=3, features=list(X.columns), core_feature=None, signatures=thin, random_state=0)
+    named = PersonaModel(**kwargs, signature_min_coverage=0.0).fit(X)
+    assert "smart" in set(named.predict(X))  # one leftover feature was enough to name a cluster
+    guarded = PersonaModel(**kwargs).fit(X)  # default: half the signature's weight must be present
+    assert "smart" not in set(guarded.predict(X))
+    assert guarded.signature_coverage_ == {"smart": pytest.approx(0.5 / 2.5)}
+    full = {"smart": {"benefits__topic_specs_share": 1.0, "usage__events_per_session": 0.5}}
+    assert "smart" in set(PersonaModel(**{**kwargs, "signatures": full}).fit(X).predict(X))
