@@ -112,7 +112,8 @@ def catalog(config: UsageConfig, ctx: BuildContext | None = None) -> list[Featur
     out += [
         Feature(
             f"{PREFIX}events_pctile_{m}d",
-            f"Percentile rank (0-1, ties share the lowest) of events in the last {m} days among all customers.",
+            f"Percentile rank (0-1, ties share the lowest) of events in the last {m} days among the customers "
+            f"with at least one event in them; empty for the others.",
             "fraction",
         ),
         Feature(
@@ -239,7 +240,11 @@ def build(events: ir.Table, ctx: BuildContext, config: UsageConfig) -> ir.Table:
     for w in windows:
         for what in ("events", "sessions", "purchases"):
             derived[f"{what}_per_week_{w}d"] = per[f"{what}_{w}d"].cast("float64") * 7 / w
-    derived[f"events_pctile_{m}d"] = ibis.percent_rank().over(order_by=per["_main"])
+    # Ranked among the customers active in the window: with the inactive ones included (often the
+    # majority), every active customer would sit above their share and "light" would hardly exist.
+    active = per["_main"] > 0
+    derived[f"events_pctile_{m}d"] = ibis.cases(
+        (active, ibis.percent_rank().over(group_by=active, order_by=per["_main"])), else_=ibis.null("float64"))
     recent, previous = per["_recent"].cast("float64"), per["_previous"].cast("float64")
     total = recent + previous
     derived[f"events_trend_{t}d"] = ibis.cases((total == 0, 0.0), else_=(recent - previous) / total)

@@ -487,6 +487,7 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
     if "revenue" not in out.columns and {"unit_price", "quantity"} <= set(out.columns):
         out["revenue"] = out["unit_price"] * out["quantity"]
         tr.notes.append("revenue derived as unit_price x quantity")
+    neg = pd.Series(False, index=out.index)
     if mapping.negative_quantity_as_return:
         neg = (out["event_type"] == "purchase") & (
             out.get("quantity", pd.Series(0.0, index=out.index)).lt(0)
@@ -497,7 +498,6 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
             for col in ("quantity", "revenue"):
                 if col in out.columns:
                     out.loc[neg, col] = out.loc[neg, col].abs()
-            tr.notes.append(f"{int(neg.sum()):,} purchase row(s) with negative amounts read as returns")
     negative = pd.Series(False, index=df.index)
     flagged = []
     for col in ("revenue", "quantity"):
@@ -525,6 +525,10 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
     dup = _duplicated_rows(out) & keep
     rules.check("duplicate_event", dup,
                 lambda rows: out["customer_id"][rows].astype("str") + " @ " + out["timestamp"][rows].astype("str"))
+    if neg.any():  # counted on the rows kept, so it matches the returns the features will see
+        kept_returns = int((neg & ~rules.bad).sum())
+        tr.notes.append(f"{kept_returns:,} purchase row(s) with negative amounts read as returns "
+                        f"({int(neg.sum()):,} before the row rules)")
     return out[~rules.bad] if rules.bad.any() else out  # no copy of every row when none is dropped
 
 

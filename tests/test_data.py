@@ -139,6 +139,7 @@ def test_transactions_only_export_maps_without_code(tmp_path):
         "536366,22633,2,2010-12-01 08:28:00,1.85,17850.0,United Kingdom\n"
         "C536379,D,-1,2010-12-01 09:41:00,27.50,14527.0,United Kingdom\n"
         "536380,22961,24,2010-12-01 09:45:00,1.45,,United Kingdom\n"
+        "C536381,22962,-3,2010-12-01 09:50:00,1.45,,United Kingdom\n"
     )
     p = params(
         "data.events.columns={InvoiceNo: order_id, StockCode: product_id, Quantity: quantity,"
@@ -155,7 +156,10 @@ def test_transactions_only_export_maps_without_code(tmp_path):
     assert list(ev["revenue"].round(6)) == [15.3, 3.7, 27.5]
     assert list(ev["quantity"]) == [6.0, 2.0, 1.0]
     assert "unit_price" not in ev.columns
-    assert ds.report.counts()["events.null_customer_id"] == 1
+    assert ds.report.counts()["events.null_customer_id"] == 2
+    # the note counts the returns kept: the cancellation without a customer was dropped
+    notes = ds.report.tables["events"].notes
+    assert "1 purchase row(s) with negative amounts read as returns (2 before the row rules)" in notes
     # December: London is on GMT, so local time equals UTC
     assert ev["timestamp"].iloc[0] == pd.Timestamp("2010-12-01 08:26:00", tz="UTC")
 

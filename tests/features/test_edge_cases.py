@@ -269,10 +269,11 @@ def test_a_customer_without_events_in_any_window_gets_zero_counts_and_empty_rati
     row = got.loc["old"]
 
     # Window counts are 0 and per-week rates 0/w = 0; the trend of two empty windows is 0 by definition
-    # and the smoothed ratio (0 + 1) / (0 + 1) = 1. The lone customer's percentile is 0.
+    # and the smoothed ratio (0 + 1) / (0 + 1) = 1. No event in the 90-day window: no usage percentile
+    # (it ranks only the customers active in the window).
     usage = {f"usage__{what}_{w}d": 0 for w in WINDOWS for what in ("events", "sessions", "active_days", "purchases")}
     usage |= {f"usage__{what}_per_week_{w}d": 0.0 for w in WINDOWS for what in ("events", "sessions", "purchases")}
-    usage |= {"usage__events_trend_30d": 0.0, "usage__events_ratio_30d": 1.0, "usage__events_pctile_90d": 0.0}
+    usage |= {"usage__events_trend_30d": 0.0, "usage__events_ratio_30d": 1.0, "usage__events_pctile_90d": np.nan}
     # RFM counts the 365-day window: no order and no money in it (the order o1 is older); recency looks at
     # the whole history: Jan 10 09:10 2023 -> Mar 1 2024 = 416 days - 9 h 10 min.
     value = {"value__frequency": 0, "value__monetary_gross": 0.0, "value__monetary_net": 0.0}

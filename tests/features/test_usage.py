@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal, assert_series_equal
@@ -40,7 +41,8 @@ def test_counts_rates_percentile_trend_and_quality_match_hand_computation(shop):
     #   No session_id on her rows, so her 2 active days (Nov 24, Dec 26) are her 2 sessions: 2/2 = 1.
     #   types purchase, content_view = 2; category shoes = 1; product p1 = 1; web, email = 2; key 1/2;
     #   80 revenue / 2 days = 40.
-    # events_30d = alice 7, bob 4, carol 0 -> percent_rank = (rank-1)/(n-1): carol 0, bob 1/2, alice 1.
+    # events_30d = alice 7, bob 4, carol 0 -> percent_rank = (rank-1)/(n-1) among the active ones (alice,
+    #   bob): bob 0, alice 1; carol, inactive in the window, has none.
     expected = pd.DataFrame(
         {
             "usage__events_7d": [4, 2, 0],
@@ -57,7 +59,7 @@ def test_counts_rates_percentile_trend_and_quality_match_hand_computation(shop):
             "usage__events_per_week_30d": [49 / 30, 28 / 30, 0.0],
             "usage__sessions_per_week_30d": [28 / 30, 0.7, 0.0],
             "usage__purchases_per_week_30d": [14 / 30, 0.0, 0.0],
-            "usage__events_pctile_30d": [1.0, 0.5, 0.0],
+            "usage__events_pctile_30d": [1.0, 0.0, np.nan],
             "usage__events_trend_7d": [1 / 7, 1.0, 0.0],
             "usage__events_ratio_7d": [1.25, 3.0, 1.0],
             "usage__distinct_event_types": [6, 3, 2],
@@ -153,3 +155,18 @@ def test_key_actions_are_configurable(shop):
 def test_unknown_key_action_is_rejected_naming_the_allowed_event_types():
     with pytest.raises(ValidationError, match=r"unknown event type\(s\) \['buy'\]; allowed: \[.*'purchase'"):
         UsageConfig(key_actions=["buy"])
+
+
+def test_percentile_ranks_only_customers_active_in_the_window(duck, table, to_frame):
+    recent, old = "2024-02-20 12:00", "2023-06-01 12:00"  # cutoff 2024-03-01: old is outside the 90 days
+    rows = [("p", recent, "page_view", "s", None, "web", None, None, None, None)]
+    rows += [("q", recent, "page_view", "s", None, "web", None, None, None, None)] * 3
+    rows += [("z1", old, "page_view", "s", None, "web", None, None, None, None)]
+    rows += [("z2", old, "page_view", "s", None, "web", None, None, None, None)]
+    got = usage(table(duck, to_frame(rows)), config=FeaturesConfig(windows_days=[30], enabled=["usage"]))
+    # Active in 90 days: p (1 event), q (3) -> ranks 1, 2 -> 0, 1. z1 and z2: no rank, not the bottom of it.
+    assert_series_equal(
+        got["usage__events_pctile_90d"],
+        pd.Series([0.0, 1.0, np.nan, np.nan], index=pd.Index(["p", "q", "z1", "z2"], name="customer_id"),
+                  name="usage__events_pctile_90d"),
+    )
