@@ -35,20 +35,34 @@ class DriftConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Reference:
-    """One column's training distribution: bin edges, share per bin and share missing."""
+    """One column's training distribution: bins, share per bin and share missing.
+
+    Numbers are binned by `edges`; text columns (a last event type, a channel) by `categories`,
+    with one more bin for values training never saw.
+    """
 
     edges: tuple[float, ...]
     expected: tuple[float, ...]
     missing: float
     n: int
+    categories: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"edges": list(self.edges), "expected": list(self.expected), "missing": self.missing, "n": self.n}
+        out = {"edges": list(self.edges), "expected": list(self.expected), "missing": self.missing, "n": self.n}
+        if self.categories is not None:
+            out["categories"] = list(self.categories)
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Reference:
+        categories = raw.get("categories")
         return cls(tuple(float(e) for e in raw["edges"]), tuple(float(s) for s in raw["expected"]),
-                   float(raw["missing"]), int(raw["n"]))
+                   float(raw["missing"]), int(raw["n"]), None if categories is None else tuple(categories))
+
+
+def _is_text(values: pd.Series | np.ndarray) -> bool:
+    series = pd.Series(values)
+    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
 
 
 def _numeric(values: pd.Series | np.ndarray, name: str) -> np.ndarray:
@@ -56,8 +70,16 @@ def _numeric(values: pd.Series | np.ndarray, name: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series):
         series = series.astype("Float64")
     if not pd.api.types.is_numeric_dtype(series):
-        raise TypeError(f"drift: column {name!r} is not numeric ({series.dtype}); PSI needs numbers")
+        raise TypeError(f"drift: column {name!r} is not numeric ({series.dtype}) but the training reference is; "
+                        "score with the features the model was trained with")
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _text(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (the values as text, where they are missing)."""
+    series = pd.Series(values)
+    missing = series.isna().to_numpy()
+    return series.astype("object").where(~missing, None).astype(str).to_numpy(), missing
 
 
 def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -69,12 +91,29 @@ def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / len(present)
 
 
+def _category_shares(text: np.ndarray, missing: np.ndarray, categories: tuple[str, ...]) -> np.ndarray:
+    """Share of the non-missing values per category, plus a last bin for values not among them."""
+    present = text[~missing]
+    if not len(present):
+        return np.zeros(len(categories) + 1)
+    counts = pd.Series(present).value_counts()
+    known = np.array([counts.get(c, 0) for c in categories], dtype="float64")
+    return np.append(known, len(present) - known.sum()) / len(present)
+
+
 def reference(values: pd.Series | np.ndarray, bins: int = 10, name: str = "value") -> Reference:
     """Returns the reference of one column: edges at its quantiles (ties merged), shares and missing share.
 
     Bins are (-inf, e1], (e1, e2], ..., (ek, +inf). A column with few distinct values (a flag, a
     count of 0-3) gets fewer bins: edges are the distinct quantiles, so nothing is split arbitrarily.
+    A text column gets one bin per category seen in training (sorted) and one for unseen values.
     """
+    if _is_text(values):
+        text, absent = _text(values)
+        categories = tuple(sorted(set(text[~absent].tolist())))
+        missing = float(absent.mean()) if len(text) else 0.0
+        shares = _category_shares(text, absent, categories)
+        return Reference((), tuple(float(v) for v in shares), missing, len(text), categories)
     x = _numeric(values, name)
     present = x[~np.isnan(x)]
     missing = float(np.isnan(x).mean()) if len(x) else 0.0
@@ -92,12 +131,17 @@ def reference(values: pd.Series | np.ndarray, bins: int = 10, name: str = "value
 
 def psi(ref: Reference, values: pd.Series | np.ndarray, name: str = "value") -> float:
     """Returns the PSI of `values` against the reference, over its bins plus a bin for missing values."""
-    x = _numeric(values, name)
-    if not len(x):
+    if not len(values):
         raise ValueError(f"drift: no values of {name!r} to compare with the training distribution")
-    edges = np.asarray(ref.edges, dtype="float64")
-    missing = float(np.isnan(x).mean())
-    actual = np.append(_bin_shares(x, edges) * (1 - missing), missing)
+    if ref.categories is not None:
+        text, absent = _text(values)
+        missing = float(absent.mean())
+        shares = _category_shares(text, absent, ref.categories)
+    else:
+        x = _numeric(values, name)
+        missing = float(np.isnan(x).mean())
+        shares = _bin_shares(x, np.asarray(ref.edges, dtype="float64"))
+    actual = np.append(shares * (1 - missing), missing)
     expected = np.append(np.asarray(ref.expected) * (1 - ref.missing), ref.missing)
     keep = (actual > 0) | (expected > 0)  # a bin empty on both sides carries no information
     a = np.maximum(actual[keep], SHARE_FLOOR)

@@ -59,7 +59,8 @@ def chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
 def score_frame(bundle: SegmentationBundle, features: pd.DataFrame, customers: pd.DataFrame | None,
                 cutoff: pd.Timestamp, reasons: int, chunk_size: int) -> Iterator[pd.DataFrame]:
     """Yields scored chunks in customer_id order, each with the model name and version."""
-    ordered = features.sort_index()
+    # Features come sorted from build_features; sorting again would copy a frame of a million rows.
+    ordered = features if features.index.is_monotonic_increasing else features.sort_index()
     for part in chunks(ordered, chunk_size):
         yield with_model(bundle, bundle.score(part, customers=customers, cutoff=cutoff, reasons=reasons)).reset_index()
 

@@ -49,13 +49,27 @@ def test_a_constant_in_training_still_shows_a_move_out_of_its_value():
     assert psi(ref, -np.ones(4)) > 1.0
 
 
-def test_booleans_count_as_numbers_and_text_is_refused_by_name():
+def test_booleans_count_as_numbers_and_text_against_a_numeric_reference_is_refused_by_name():
     ref = reference(pd.Series([True, False, False, False]), bins=4)
     assert psi(ref, pd.Series([True, False, False, False])) == 0.0
-    with pytest.raises(TypeError, match="'persona' is not numeric"):
-        reference(pd.Series(["a", "b"]), name="persona")
+    with pytest.raises(TypeError, match="'days' is not numeric"):
+        psi(reference(pd.Series([1.0, 2.0])), pd.Series(["a", "b"]), name="days")
     with pytest.raises(ValueError, match="no values of 'x'"):
         psi(ref, np.array([], dtype="float64"), name="x")
+
+
+def test_text_columns_get_a_bin_per_training_category_and_one_for_new_values():
+    ref = reference(pd.Series(["view", "view", "cart", None]), name="last_event_type")
+    assert ref.categories == ("cart", "view") and ref.missing == 0.25
+    assert ref.expected == pytest.approx((1 / 3, 2 / 3, 0.0))  # cart, view, unseen (of the 3 present)
+    assert Reference.from_dict(ref.to_dict()) == ref
+    assert psi(ref, pd.Series(["view", "cart", "view", None])) == pytest.approx(0.0)
+    # half the customers who have one now end on a type training never saw:
+    # bins cart .25 -> .125, view .5 -> .25, unseen 0 -> .375 (expected floored at 1e-4), missing .25 -> .25
+    now = pd.Series(["view", "cart", "refund", "refund", "view", None, None, "refund"])
+    expected = (0.125 - 0.25) * math.log(0.125 / 0.25) + (0.25 - 0.5) * math.log(0.25 / 0.5) + \
+        (0.375 - 1e-4) * math.log(0.375 / 1e-4) + (0.25 - 0.25) * 0
+    assert psi(ref, now) == pytest.approx(expected)
 
 
 def test_levels_follow_the_usual_reading():
