@@ -136,11 +136,14 @@ class SegmentationBundle:
             out[column] = segments.frame[column].astype("str").where(segments.frame[column].notna(), None).to_numpy()
         if reasons > 0:
             for target in self.propensity:
-                codes = self.explainer(target).reason_codes(features, k=reasons)
                 eligible = self.churn_population(features) if target == "churn" else None
-                if eligible is not None:  # no score, so no reasons for it
-                    codes = codes.astype(object).where(pd.Series(eligible, index=codes.index), None)
-                    codes = codes.astype({c: "float64" for c in codes.columns if c.endswith("_shap")})
+                if eligible is None:
+                    codes = self.explainer(target).reason_codes(features, k=reasons)
+                else:  # no score, so no reasons: explain only the customers who get one (SHAP is the cost)
+                    codes = self.explainer(target).reason_codes(features[eligible], k=reasons)
+                    codes = codes.astype(object).reindex(features.index)
+                    codes = codes.where(codes.notna(), None).astype(
+                        {c: "float64" for c in codes.columns if c.endswith("_shap")})
                 codes = codes.add_prefix(f"{target}_")
                 out = out.join(codes)
         return out

@@ -47,8 +47,11 @@ class Explainer:
         calls for a LightGBM booster, run on the model's `n_jobs` threads (scoring raises them).
         """
         prepared = self.model.prepare_features(X)
-        contributions = self.model.booster_.predict(prepared, pred_contrib=True, num_threads=self.model.n_jobs)
-        values = np.asarray(contributions, dtype="float64")[:, :-1]  # the last column is the base value
+        if len(prepared) == 0:  # LightGBM refuses empty input; nothing to explain is no error
+            values = np.empty((0, prepared.shape[1]), dtype="float64")
+        else:
+            contributions = self.model.booster_.predict(prepared, pred_contrib=True, num_threads=self.model.n_jobs)
+            values = np.asarray(contributions, dtype="float64")[:, :-1]  # the last column is the base value
         table = pd.DataFrame(values, index=X.index, columns=prepared.columns)
         features = set(prepared.columns)
         return table[[c for c in X.columns if c in features]]

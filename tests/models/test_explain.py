@@ -218,3 +218,9 @@ def test_shap_values_equal_shap_tree_explainers_and_do_not_depend_on_threads(
     threaded = copy.deepcopy(explainer.model)
     threaded.n_jobs = 2
     np.testing.assert_array_equal(Explainer(threaded).shap_values(sample).to_numpy(), ours.to_numpy())
+
+
+def test_explaining_no_rows_gives_empty_reasons_not_an_error(explainer: Explainer, data) -> None:
+    X, _ = data
+    codes = explainer.reason_codes(X.iloc[:0], k=2)
+    assert len(codes) == 0 and list(codes.columns)[:2] == ["reason_1_feature", "reason_1_value"]
