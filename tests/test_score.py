@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -77,15 +76,24 @@ def trained(tmp_path_factory):
     return folder, data, uri
 
 
-@pytest.mark.slow
-def test_score_round_trip_is_complete_deterministic_and_escaped_in_csv(trained, monkeypatch, capsys):
+SETS = [a for s in SMALL for a in ("--set", s)]  # the same params on the command line
+
+
+@pytest.fixture()
+def at_model(trained, monkeypatch):
+    """Points MLflow at the trained store and works in its folder; returns (folder, data)."""
     folder, data, uri = trained
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(folder)
-    sets = [a for s in SMALL for a in ("--set", s)]
+    return folder, data
+
+
+@pytest.mark.slow
+def test_score_round_trip_is_complete_deterministic_and_escaped_in_csv(at_model, capsys):
+    folder, data = at_model
     out1, out2 = folder / "s1.parquet", folder / "s2.parquet"
-    assert main(["score", "--data", str(data), "--out", str(out1), *sets]) == 0
-    assert main(["score", "--data", str(data), "--out", str(out2), *sets]) == 0
+    assert main(["score", "--data", str(data), "--out", str(out1), *SETS]) == 0
+    assert main(["score", "--data", str(data), "--out", str(out2), *SETS]) == 0
     # same inputs and model: identical bytes
     assert hashlib.sha256(out1.read_bytes()).digest() == hashlib.sha256(out2.read_bytes()).digest()
     scores = pd.read_parquet(out1)
@@ -108,16 +116,14 @@ def test_score_round_trip_is_complete_deterministic_and_escaped_in_csv(trained, 
     assert "scored" in capsys.readouterr().out
 
     csv_out = folder / "s.csv"
-    assert main(["score", "--data", str(data), "--out", str(csv_out), "--format", "csv", "--no-reasons", *sets]) == 0
+    assert main(["score", "--data", str(data), "--out", str(csv_out), "--format", "csv", "--no-reasons", *SETS]) == 0
     table = pd.read_csv(csv_out)
     assert len(table) == len(scores) and "purchase_reason_1_text" not in table.columns
 
 
 @pytest.mark.slow
-def test_scoring_with_an_unknown_model_version_says_how_to_fix_it(trained, monkeypatch, capsys):
-    folder, data, uri = trained
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(folder)
+def test_scoring_with_an_unknown_model_version_says_how_to_fix_it(at_model, capsys):
+    folder, data = at_model
     assert main(["score", "--data", str(data), "--model", "99", "--out", str(folder / "x.parquet")]) == 2
     err = capsys.readouterr().err
     assert "version '99'" in err and "python -m pipeline train" in err
@@ -125,18 +131,15 @@ def test_scoring_with_an_unknown_model_version_says_how_to_fix_it(trained, monke
 
 
 @pytest.mark.slow
-def test_transitions_audiences_and_drift_come_with_the_scores(trained, monkeypatch, capsys):
-    folder, data, uri = trained
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(folder)
-    sets = [a for s in SMALL for a in ("--set", s)]
+def test_transitions_audiences_and_drift_come_with_the_scores(at_model, capsys):
+    folder, data = at_model
     early, late = folder / "early.parquet", folder / "late.parquet"
     last = pd.read_parquet(data / "events.parquet", columns=["timestamp"])["timestamp"].max()
     two_months_before = str((last - pd.Timedelta(days=60)).date())
     assert main(["score", "--data", str(data), "--out", str(early), "--cutoff", two_months_before, "--no-reasons",
-                 *sets]) == 0
+                 *SETS]) == 0
     assert main(["score", "--data", str(data), "--out", str(late), "--no-reasons", "--previous", str(early),
-                 "--audiences", *sets]) == 0
+                 "--audiences", *SETS]) == 0
     printed = capsys.readouterr().out
     assert "entering at-risk lifecycle" in printed and "audience likely_purchasers" in printed
 
@@ -160,12 +163,10 @@ def test_transitions_audiences_and_drift_come_with_the_scores(trained, monkeypat
 
 
 @pytest.mark.slow
-def test_scoring_deliberately_shifted_data_warns_of_drift_and_logs_it(trained, monkeypatch, capsys, caplog):
+def test_scoring_deliberately_shifted_data_warns_of_drift_and_logs_it(at_model, capsys, caplog):
     import mlflow
 
-    folder, data, uri = trained
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(folder)
+    folder, data = at_model
     params = load_params(None, SMALL)
     same = score_module.score(params, str(data), folder / "same.parquet", reasons=0)
     # Shifted: every customer keeps only the last 20 days of history, so tenure, frequency and
@@ -192,13 +193,11 @@ def test_scoring_deliberately_shifted_data_warns_of_drift_and_logs_it(trained, m
 
 @pytest.mark.slow
 @pytest.mark.spark
-def test_spark_scoring_writes_partitions_equal_to_the_in_process_scores(trained, monkeypatch):
+def test_spark_scoring_writes_partitions_equal_to_the_in_process_scores(at_model):
     pytest.importorskip("pyspark")
     from pipeline.engine import connect
 
-    folder, data, uri = trained
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(folder)
+    folder, data = at_model
     # The shared local session if the feature tests started one, else a small one.
     connect("spark", "local[2]", {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"})
     local = score_module.score(load_params(None, SMALL), str(data), folder / "local.parquet", reasons=3)
