@@ -310,7 +310,10 @@ def cmd_score(args: argparse.Namespace) -> int:
             print(f"  drift: all {len(drift)} checked columns stable enough (largest PSI {worst['psi']:.3f}, "
                   f"{worst['column']})")
     if summary["at_risk"] is not None:
+        risky = params.scoring.transitions.at_risk  # dimensions without at-risk states have nothing to say
         for row in summary["at_risk"].itertuples():
+            if not risky.get(row.dimension):
+                continue
             print(f"  entering at-risk {row.dimension}: {int(row.customers):,} customers, revenue {row.revenue:,.2f}")
     for name, size in summary["audiences"].items():
         print(f"  audience {name}: {size:,} customers -> {summary['outputs'][f'audience.{name}']}")

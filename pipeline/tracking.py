@@ -12,6 +12,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,7 +94,10 @@ def log_dataset(events: pd.DataFrame, digest: str, source: str) -> None:
     import mlflow.data
 
     sample = events.head(1000)  # schema and profile only: the digest names the full data
-    dataset = mlflow.data.from_pandas(sample, source=source or "events", name="events", digest=digest[:16])
+    with warnings.catch_warnings():
+        # A local path reads as two kinds of local source to MLflow, which says so on every run.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        dataset = mlflow.data.from_pandas(sample, source=source or "events", name="events", digest=digest[:16])
     mlflow.log_input(dataset, context="training")
     mlflow.log_params({"data.rows": len(events), "data.first_event": str(events["timestamp"].min()),
                        "data.last_event": str(events["timestamp"].max())})
@@ -206,6 +210,11 @@ def register_bundle(bundle: Any, model_name: str, alias: str = "candidate",
     """Logs the bundle as a pyfunc model (signature inferred from the input example), registers a version, sets the alias."""
     import mlflow
 
+    if input_example is not None:
+        # Counts are whole numbers in the example but may be missing at inference (a customer without
+        # an order has no order value): declare every number a double, as the models read them.
+        input_example = input_example.astype({c: "float64" for c in input_example.columns
+                                              if pd.api.types.is_integer_dtype(input_example[c])})
     info = mlflow.pyfunc.log_model(name="segmentation", python_model=_pyfunc_class()(bundle),
                                    registered_model_name=model_name, input_example=input_example)
     version = str(info.registered_model_version)
