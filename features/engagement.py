@@ -10,7 +10,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.base import BuildContext, Feature, FeatureFamily
+from features.base import BuildContext, Feature, FeatureFamily, exact_sum
 
 NAME = "engagement"
 PREFIX = f"{NAME}__"
@@ -215,7 +215,9 @@ def build(events: ir.Table, ctx: BuildContext, config: EngagementConfig) -> ir.T
         etype, answered = rated.event_type, rated.event_type == "survey"
         answers = etype.count(where=answered).nullif(0)
         scores: dict[str, ir.Scalar] = {
-            f"{PREFIX}avg_review_rating": rated.rating.mean(where=etype == "review"),
+            # exact_sum / count, not mean(): a float mean's last bits depend on the engine's row order.
+            f"{PREFIX}avg_review_rating": exact_sum(rated.rating, where=etype == "review")
+            / etype.count(where=etype == "review").nullif(0),
             f"{PREFIX}survey_latest_score": rated._latest_score.max(),
         }
         if config.survey_scale == "nps":

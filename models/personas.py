@@ -440,6 +440,17 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.nan_to_num(sim, nan=0.0)
 
 
+_LOGGED: set[str] = set()
+
+
+def _log_once(message: str, *args: Any) -> None:
+    """Logs a message once per process: bootstrap refits would otherwise repeat it for every resample."""
+    text = message % args
+    if text not in _LOGGED:
+        _LOGGED.add(text)
+        log.info(text)
+
+
 def _coverage(signatures: Mapping[str, Mapping[str, float]], features: list[str],
               informative: np.ndarray) -> dict[str, float]:
     """Returns per signature the share of its total |weight| on features present and varying in the data."""
@@ -675,8 +686,8 @@ class PersonaModel(BaseEstimator):
                 f"feature families, or set {_KEY}.features to columns of your feature frame."
             )
         if self.missing_features_:
-            log.info("personas: configured features absent from X, clustering without them: %s",
-                     self.missing_features_)
+            _log_once("personas: configured features absent from X, clustering without them: %s",
+                      self.missing_features_)
         signature_features = list(dict.fromkeys(f for s in settings.signatures.values() for f in s))
         present_signature, self.missing_signature_features_ = resolve_features(signature_features, columns)
         self.profile_features_ = self.features_ + [f for f in present_signature if f not in self.features_]
@@ -762,7 +773,7 @@ class PersonaModel(BaseEstimator):
         self.signature_coverage_ = _coverage(settings.signatures, self.profile_features_, informative)
         too_thin = [p for p, share in self.signature_coverage_.items() if share < settings.signature_min_coverage]
         if too_thin:
-            log.info("personas: signatures %s cannot name clusters: under %.0f%% of their weight is in features "
+            _log_once("personas: signatures %s cannot name clusters: under %.0f%% of their weight is in features "
                      "present and varying in the data (personas.signature_min_coverage)", too_thin,
                      100 * settings.signature_min_coverage)
             similarity[:, [list(self.signatures_.index).index(p) for p in too_thin]] = -1.0

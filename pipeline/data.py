@@ -405,7 +405,9 @@ def map_columns(raw: pd.DataFrame, table: str, mapping: TableMapping, report: Va
 
 
 def _examples(values: pd.Series) -> list[str]:
-    counts = values.astype("str").value_counts(dropna=False).head(EXAMPLES)
+    # A missing value reads "(empty)", not the 'nan' or 'None' its text form would give.
+    text = values.astype("object").where(values.notna(), "(empty)").astype("str")
+    counts = text.value_counts(dropna=False).head(EXAMPLES)
     return [f"{v!r} ({n:,})" if n > 1 else repr(v) for v, n in counts.items()]
 
 
@@ -450,12 +452,12 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
     rules = _RowRules(tr, policies, errors)
     raw_ids = df["customer_id"]
     out["customer_id"] = normalise_ids(raw_ids)
-    rules.check("null_customer_id", out["customer_id"].isna(), lambda rows: raw_ids[rows].astype("str"))
+    rules.check("null_customer_id", out["customer_id"].isna(), lambda rows: raw_ids[rows])
 
     raw_ts = df["timestamp"]
     out["timestamp"] = parse_timestamps(raw_ts, cfg.timezone, cfg.timestamp_format)
     rules.check(
-        "unparseable_timestamp", out["timestamp"].isna(), lambda rows: raw_ts[rows].astype("str"),
+        "unparseable_timestamp", out["timestamp"].isna(), lambda rows: raw_ts[rows],
         "set data.timestamp_format (e.g. '%d/%m/%Y %H:%M') or fix the values",
     )
 

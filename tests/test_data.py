@@ -88,6 +88,7 @@ def test_report_text_shows_counts_examples_and_fixes(tmp_path):
     assert "unknown_event_type" in text and "'teleport'" in text
     assert "data.events.event_types" in text
     assert "revenue=ten" in text
+    assert "'(empty)'" in text and "'nan'" not in text  # the row without a customer id
     assert text.endswith("OK")
 
 
