@@ -146,3 +146,14 @@ def test_effective_params_round_trip_through_yaml(tmp_path):
 def test_naive_reference_time_is_read_as_utc(tmp_path):
     params = load_params(write(tmp_path, "run:\n  reference_time: 2024-05-01 12:00:00\n"))
     assert params.run.reference_time.isoformat() == "2024-05-01T12:00:00+00:00"
+
+
+def test_commented_params_list_the_values_that_differ_from_the_built_in_defaults(tmp_path):
+    assert "differ from the built-in defaults" not in defaults_yaml()
+    empty = write(tmp_path, "{}\n")  # not the repository's params.yaml, which has demo values
+    text = defaults_yaml(load_params(empty, ["models.propensity.n_trials=10", "labels.horizon_days=60"]))
+    listed = [line for line in text.splitlines() if line.startswith("#   ")]
+    assert listed == ["#   labels.horizon_days: 60 (built-in: 30)", "#   models.propensity.n_trials: 10 (built-in: 25)"]
+    # a user mapping is compared whole, not key by key
+    audiences = defaults_yaml(load_params(empty, ["scoring.audiences={}"]))
+    assert [line for line in audiences.splitlines() if line.startswith("#   ")][0].startswith("#   scoring.audiences: {}")
