@@ -215,8 +215,12 @@ def register_bundle(bundle: Any, model_name: str, alias: str = "candidate",
         # an order has no order value): declare every number a double, as the models read them.
         input_example = input_example.astype({c: "float64" for c in input_example.columns
                                               if pd.api.types.is_integer_dtype(input_example[c])})
-    info = mlflow.pyfunc.log_model(name="segmentation", python_model=_pyfunc_class()(bundle),
-                                   registered_model_name=model_name, input_example=input_example)
+    with warnings.catch_warnings():
+        # The scores hold whole-number percentiles, which are never missing; MLflow's hint that an
+        # integer column cannot hold a missing value does not apply to them.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        info = mlflow.pyfunc.log_model(name="segmentation", python_model=_pyfunc_class()(bundle),
+                                       registered_model_name=model_name, input_example=input_example)
     version = str(info.registered_model_version)
     set_alias(model_name, alias, version)
     return version
