@@ -414,7 +414,12 @@ class LoyaltyConfig(_Section):
         180.0, gt=0, description="Switcher-risk when the last purchase is more than this many days ago."
     )
     switcher_min_gap_cv: float = Field(
-        1.0, gt=0, description="Switcher-risk when purchase gaps are irregular: std / mean above this."
+        1.0, gt=0, description="Switcher-risk when purchase gaps are irregular (std / mean above this) and the "
+        "customer is past their usual gap (see switcher_gap_cv_min_overdue_ratio)."
+    )
+    switcher_gap_cv_min_overdue_ratio: float = Field(
+        1.0, ge=0, description="Irregular gaps signal switching only above this overdue ratio: a frequent buyer "
+        "who bought recently is not a switcher for buying in bursts. 0 counts irregular gaps alone."
     )
     loyal_min_orders: int = Field(3, ge=2, description="Loyal from this many orders on (without switching signs).")
     loyal_min_referrals: int = Field(
@@ -900,7 +905,9 @@ def _loyalty(x: _Inputs) -> _Outcome:
     orders, recency = x.num(ORDERS), x.num(recency_col)
     bought = orders >= 1
     switching = (recency > cfg.switcher_min_recency_days) | (x.num(OVERDUE) > cfg.switcher_min_overdue_ratio)
-    switching |= x.gap_cv() > cfg.switcher_min_gap_cv
+    switching |= (x.gap_cv() > cfg.switcher_min_gap_cv) & (
+        (x.num(OVERDUE) > cfg.switcher_gap_cv_min_overdue_ratio) if cfg.switcher_gap_cv_min_overdue_ratio > 0
+        else np.ones(x.n, dtype=bool))
     if not (x.has(OVERDUE) and x.has(GAP_MEAN) and x.has(GAP_STD)):
         notes.append("purchase gap columns absent: switcher-risk only from recency")
     loyal = orders >= cfg.loyal_min_orders
@@ -1133,7 +1140,7 @@ def segment_definitions(config: SegmentsConfig | None = None) -> pd.DataFrame:
             (
                 f"last purchase more than {_g(lo.switcher_min_recency_days)} days ago, or {overdue} above "
                 f"{_g(lo.switcher_min_overdue_ratio)}, or irregular gaps (std / mean above "
-                f"{_g(lo.switcher_min_gap_cv)})"
+                f"{_g(lo.switcher_min_gap_cv)}) with {overdue} above {_g(lo.switcher_gap_cv_min_overdue_ratio)}"
             ),
         ),
         (

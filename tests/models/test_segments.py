@@ -625,3 +625,18 @@ def test_rfm_rule_ranges_describe_themselves() -> None:
 def test_bad_inputs_fail_naming_the_value_and_the_fix(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call(shop())  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("overdue", "expected"),
+    [(0.3, "loyal"), (1.0, "loyal"), (1.2, "switcher-risk")],
+    ids=["bought-recently", "on-schedule", "past-their-usual-gap"],
+)
+def test_irregular_gaps_mean_switching_only_once_the_buyer_is_past_their_usual_gap(overdue, expected) -> None:
+    # 4 orders, gaps averaging 20 days with std 30 (cv 1.5 > 1): a buyer in bursts.
+    bursty = one(BASE_BUYER, orders_lifetime=4, recency_days=overdue * 20, purchase_gap_mean_days=20.0,
+                 purchase_gap_std_days=30.0, overdue_ratio=overdue)
+    assert segment_of(bursty, "loyalty") == expected
+    # with the guard off, irregular gaps alone flag the customer, as before
+    config = SegmentsConfig.model_validate({"loyalty": {"switcher_gap_cv_min_overdue_ratio": 0}})
+    assert segment_of(bursty, "loyalty", config) == "switcher-risk"
