@@ -39,6 +39,8 @@ if str(ROOT) not in sys.path:  # run as a plain script from anywhere
 import numpy as np
 import pandas as pd
 
+from bench.bench_features import PeakRss
+
 CACHE = ROOT / "bench" / ".cache" / "score"
 RESULTS = ROOT / "bench" / "results" / "score.json"
 TARGETS = {"no_reasons_per_s_min": 50_000, "reasons_per_s_min": 10_000, "peak_rss_mb_max_at_1m": 4096}
@@ -49,26 +51,6 @@ TRAIN_SETTINGS = [
     "models.personas.bootstrap_resamples=2",
     "run.reference_time=2030-01-01",
 ]
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak() -> bool:
-    """Resets the process high-water mark (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def prepare() -> tuple[str, Path]:
@@ -110,6 +92,7 @@ def variant(customers: int, reasons: int, chunk_size: int, uri: str, features_fi
     from pipeline.config import load_params
     from pipeline.score import score_frame, write_scores
 
+    memory = PeakRss()
     params = load_params(None, TRAIN_SETTINGS)
     tracking.configure(params.tracking)
     started = time.perf_counter()
@@ -125,8 +108,7 @@ def variant(customers: int, reasons: int, chunk_size: int, uri: str, features_fi
     del base, rows
     input_mb = features.memory_usage(deep=True).sum() / 2**20
     cutoff = pd.Timestamp("2030-01-01", tz="UTC")
-    setup_peak = _peak_rss_mb()
-    reset = _reset_peak()  # from here on the high-water mark is the scoring's own (input frame included)
+    setup_peak = memory.end_phase("setup")  # from here on the high-water mark is the scoring's own
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scores.parquet"
@@ -138,7 +120,7 @@ def variant(customers: int, reasons: int, chunk_size: int, uri: str, features_fi
     return {
         "customers": customers, "reasons": reasons, "chunk_size": chunk_size, "features": features.shape[1],
         "seconds": round(seconds, 2), "customers_per_s": round(customers / seconds),
-        "peak_rss_mb": round(_peak_rss_mb(), 1) if reset else None, "setup_peak_rss_mb": round(setup_peak, 1),
+        "peak_rss_mb": memory.end_phase("scoring") if memory.resettable else None, "setup_peak_rss_mb": setup_peak,
         "input_frame_mb": round(input_mb, 1),
         "output_mb": round(size_mb, 1), "bundle_load_seconds": round(load_seconds, 2),
         # TreeSHAP costs about trees x leaves x depth^2 per customer: the reason codes' price.

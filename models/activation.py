@@ -10,6 +10,7 @@ columns (all conditions must hold), optionally ordered and capped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -158,80 +159,64 @@ def _keyed(scores: pd.DataFrame, which: str) -> pd.DataFrame:
     return frame.set_index("customer_id")
 
 
-def transitions(previous: pd.DataFrame, current: pd.DataFrame, config: TransitionsConfig) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Returns (one row per customer and changed dimension, dimensions skipped with the reason).
+@dataclass(frozen=True)
+class Comparison:
+    """Two scoring runs side by side.
 
-    Columns: customer_id, dimension, from, to, revenue, at_risk. A customer new to the scores has
-    from = "(none)"; one gone from them has to = "(none)". Unchanged customers are not listed.
-    Revenue is the current revenue (the previous one for customers gone). at_risk is True when
-    the customer enters one of the dimension's at-risk states from a state that is not one.
+    `moves`: one row per customer and changed dimension (customer_id, dimension, from, to, revenue,
+    at_risk); a customer new to the scores comes from "(none)", one gone from them goes to "(none)";
+    unchanged customers are not listed. Revenue is the current one (the previous one for customers
+    gone). at_risk is True when the customer enters one of the dimension's at-risk states from a
+    state that is not one.
+    `matrix`: every (dimension, from, to) cell with customers, revenue and at_risk, unchanged
+    customers included, long format so that one file holds every dimension.
+    `skipped`: dimensions absent from either side, with the reason.
     """
+
+    moves: pd.DataFrame
+    matrix: pd.DataFrame
+    skipped: dict[str, str]
+
+
+def compare_scores(previous: pd.DataFrame, current: pd.DataFrame, config: TransitionsConfig) -> Comparison:
+    """Compares two score frames (one row per customer, as `pipeline score` writes) dimension by dimension."""
     prev, curr = _keyed(previous, "previous"), _keyed(current, "current")
     ids = prev.index.union(curr.index)
     revenue = pd.Series(np.nan, index=ids, dtype="float64")
-    for frame in (prev, curr):  # current wins where both have it
+    for frame in (prev, curr):  # current wins where both have it; customers gone keep their previous revenue
         if config.revenue_column in frame.columns:
             revenue.loc[frame.index] = pd.to_numeric(frame[config.revenue_column], errors="coerce").to_numpy()
     skipped: dict[str, str] = {}
-    parts = []
+    moves, cells = [], []
     for dimension in config.dimensions:
         absent = [which for which, frame in (("previous", prev), ("current", curr)) if dimension not in frame.columns]
         if absent:
             skipped[dimension] = f"not in the {' and '.join(absent)} scores"
             continue
-        before = prev[dimension].astype("string").reindex(ids).fillna(NONE)
-        after = curr[dimension].astype("string").reindex(ids).fillna(NONE)
-        changed = (before != after).to_numpy()
         risky = set(config.at_risk.get(dimension, []))
-        part = pd.DataFrame({
-            "customer_id": ids[changed],
+        states = pd.DataFrame({
+            "customer_id": ids,
             "dimension": dimension,
-            "from": before.to_numpy()[changed],
-            "to": after.to_numpy()[changed],
-            "revenue": revenue.to_numpy()[changed],
-        })
-        part["at_risk"] = part["to"].isin(risky) & ~part["from"].isin(risky)
-        parts.append(part)
-    columns = ["customer_id", "dimension", "from", "to", "revenue", "at_risk"]
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-    table = table.astype({"dimension": "string", "from": "string", "to": "string", "revenue": "float64",
-                          "at_risk": "bool"})
-    order = {d: i for i, d in enumerate(config.dimensions)}
-    table = table.assign(_d=table["dimension"].map(order)).sort_values(["_d", "customer_id"]).drop(columns="_d")
-    return table.reset_index(drop=True), skipped
-
-
-def transition_matrix(previous: pd.DataFrame, current: pd.DataFrame, config: TransitionsConfig) -> pd.DataFrame:
-    """Returns every (dimension, from, to) cell with customers and revenue, unchanged customers included.
-
-    Columns: dimension, from, to, customers, revenue, at_risk (entering a risky state), long format
-    so that one file holds every dimension; pivot one dimension for the usual square view.
-    """
-    prev, curr = _keyed(previous, "previous"), _keyed(current, "current")
-    ids = prev.index.union(curr.index)
-    revenue = pd.Series(0.0, index=ids)
-    for frame in (prev, curr):
-        if config.revenue_column in frame.columns:
-            revenue.loc[frame.index] = pd.to_numeric(frame[config.revenue_column], errors="coerce").fillna(0).to_numpy()
-    rows = []
-    for dimension in config.dimensions:
-        if dimension not in prev.columns or dimension not in curr.columns:
-            continue
-        cells = pd.DataFrame({
             "from": prev[dimension].astype("string").reindex(ids).fillna(NONE).to_numpy(),
             "to": curr[dimension].astype("string").reindex(ids).fillna(NONE).to_numpy(),
             "revenue": revenue.to_numpy(),
         })
-        grouped = cells.groupby(["from", "to"], sort=True).agg(customers=("revenue", "size"), revenue=("revenue", "sum"))
-        grouped = grouped.reset_index()
-        grouped.insert(0, "dimension", dimension)
-        risky = set(config.at_risk.get(dimension, []))
-        grouped["at_risk"] = grouped["to"].isin(risky) & ~grouped["from"].isin(risky)
-        rows.append(grouped)
-    columns = ["dimension", "from", "to", "customers", "revenue", "at_risk"]
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(rows, ignore_index=True)[columns]
+        states["at_risk"] = states["to"].isin(risky) & ~states["from"].isin(risky)
+        moves.append(states[states["from"] != states["to"]])
+        # sum() counts missing revenue as 0
+        cell = states.groupby(["from", "to"], sort=True).agg(
+            customers=("revenue", "size"), revenue=("revenue", "sum"), at_risk=("at_risk", "first"))
+        cells.append(cell.reset_index().assign(dimension=dimension))
+
+    columns = ["customer_id", "dimension", "from", "to", "revenue", "at_risk"]
+    table = pd.concat(moves, ignore_index=True) if moves else pd.DataFrame(columns=columns)
+    table = table.astype({"dimension": "string", "from": "string", "to": "string", "revenue": "float64",
+                          "at_risk": "bool"})
+    order = {d: i for i, d in enumerate(config.dimensions)}
+    table = table.assign(_d=table["dimension"].map(order)).sort_values(["_d", "customer_id"]).drop(columns="_d")
+    matrix_columns = ["dimension", "from", "to", "customers", "revenue", "at_risk"]
+    matrix = pd.concat(cells, ignore_index=True)[matrix_columns] if cells else pd.DataFrame(columns=matrix_columns)
+    return Comparison(table.reset_index(drop=True), matrix, skipped)
 
 
 def at_risk_summary(matrix: pd.DataFrame) -> pd.DataFrame:

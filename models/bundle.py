@@ -110,9 +110,11 @@ class SegmentationBundle:
             out["persona"] = self.personas.predict(features)
             out["persona_confidence"] = self.personas.confidence(features).to_numpy()
         churn_probability = None
+        # Who can churn, once per call: it decides the churn scores and the churn reasons.
+        can_churn = self.churn_population(features) if "churn" in self.propensity else None
         for target, model in self.propensity.items():
             scored = score(model, features, self.propensity_config, reference=self.reference.get(target))
-            eligible = self.churn_population(features) if target == "churn" else None
+            eligible = can_churn if target == "churn" else None
             if eligible is not None:  # lapsed customers cannot churn: no score rather than an extrapolation
                 scored["probability"] = scored["probability"].where(eligible)
                 scored["percentile"] = scored["percentile"].astype("Int64").where(eligible)
@@ -136,7 +138,7 @@ class SegmentationBundle:
             out[column] = segments.frame[column].astype("str").where(segments.frame[column].notna(), None).to_numpy()
         if reasons > 0:
             for target in self.propensity:
-                eligible = self.churn_population(features) if target == "churn" else None
+                eligible = can_churn if target == "churn" else None
                 if eligible is None:
                     codes = self.explainer(target).reason_codes(features, k=reasons)
                 else:  # no score, so no reasons: explain only the customers who get one (SHAP is the cost)

@@ -21,9 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.activation import at_risk_summary, select_audience, transition_matrix, transitions
-from models.bundle import SegmentationBundle
+from models.activation import at_risk_summary, compare_scores, select_audience
+from models.bundle import TARGETS, SegmentationBundle
 from models.drift import DriftConfig, drift_table
+from models.segments import SEGMENTS
 from pipeline import tracking
 from pipeline.config import Params
 from pipeline.data import Dataset, load_dataset
@@ -103,8 +104,7 @@ def write_scores(parts: Iterator[pd.DataFrame], out: Path, fmt: Literal["parquet
     return written
 
 
-SEGMENT_COLUMNS = ("persona", "lifecycle", "user_status", "rfm_cell", "usage_tier", "engagement_level",
-                   "satisfaction", "loyalty", "journey_stage", "purchase_bucket", "churn_bucket")
+SEGMENT_COLUMNS = ("persona", *SEGMENTS, "journey_stage", *(f"{target}_bucket" for target in TARGETS))
 
 
 def read_scores(path: Path) -> pd.DataFrame:
@@ -176,7 +176,12 @@ def drift_check(bundle: SegmentationBundle, features: pd.DataFrame, scores: pd.D
         log.warning("model version %s has no drift reference (trained before drift tracking); retrain to get drift",
                     bundle.metadata.get("model_version"))
         return None
-    current = features.join(scores.set_index("customer_id")[[c for c in scores.columns if c.endswith("_probability")]])
+    # Only the referenced columns: PSI compares distributions, so rows need no alignment, and joining
+    # the whole feature frame would copy every feature of every customer.
+    of_features = [c for c in references if c in features.columns]
+    of_scores = [c for c in references if c in scores.columns and c not in of_features]
+    current = pd.concat([features[of_features].reset_index(drop=True), scores[of_scores].reset_index(drop=True)],
+                        axis=1)
     table = drift_table(references, current, config.warning_psi)
     for row in table.itertuples():
         if row.warning:
@@ -235,8 +240,8 @@ def score(params: Params, data_path: str | None, out: Path, model: str = "champi
     matrix = None
     skipped: dict[str, str] = {}
     if old is not None:
-        moves, skipped = transitions(old, kept, config.transitions)
-        matrix = transition_matrix(old, kept, config.transitions)
+        comparison = compare_scores(old, kept, config.transitions)
+        moves, matrix, skipped = comparison.moves, comparison.matrix, comparison.skipped
         at_risk = at_risk_summary(matrix)
         write_table(moves, sibling(out, f"transitions.{fmt}"), fmt)
         write_atomic(sibling(out, "transition_matrix.csv"), lambda tmp: matrix.to_csv(tmp, index=False))

@@ -68,7 +68,7 @@ def test_train_records_a_run_registers_a_champion_and_the_bundle_scores(demo_dir
     assert {"confusion_model.png", "confusion_heuristic.csv"} <= journey_files
     # the logged model loads back with mlflow.pyfunc and predicts on its own input example
     version = client.get_model_version("behavioural-segmentation", "1")
-    pyfunc = mlflow.pyfunc.load_model(f"models:/behavioural-segmentation/1")
+    pyfunc = mlflow.pyfunc.load_model("models:/behavioural-segmentation/1")
     assert pyfunc.metadata.get_input_schema() is not None
     assert version.run_id == outcome.run_id
     assert str(client.get_model_version_by_alias("behavioural-segmentation", "candidate").version) == "1"

@@ -13,8 +13,7 @@ from models.activation import (
     at_risk_summary,
     default_audiences,
     select_audience,
-    transition_matrix,
-    transitions,
+    compare_scores,
 )
 
 CONFIG = TransitionsConfig(dimensions=["lifecycle", "churn_bucket"],
@@ -44,7 +43,8 @@ def current() -> pd.DataFrame:
 
 
 def test_transitions_list_only_changes_with_new_and_gone_customers_and_flag_entries_into_risk():
-    moves, skipped = transitions(previous(), current(), CONFIG)
+    comparison = compare_scores(previous(), current(), CONFIG)
+    moves, skipped = comparison.moves, comparison.skipped
     assert skipped == {}
     expected = pd.DataFrame({
         "customer_id": ["a", "c", "d", "e", "a", "d", "e"],
@@ -59,19 +59,20 @@ def test_transitions_list_only_changes_with_new_and_gone_customers_and_flag_entr
 
 def test_transitions_skip_a_dimension_missing_on_either_side_and_say_which():
     config = TransitionsConfig(dimensions=["lifecycle", "persona"], at_risk={})
-    moves, skipped = transitions(previous(), current(), config)
+    comparison = compare_scores(previous(), current(), config)
+    moves, skipped = comparison.moves, comparison.skipped
     assert skipped == {"persona": "not in the previous and current scores"}
     assert set(moves["dimension"]) == {"lifecycle"}
 
 
 def test_transitions_do_not_depend_on_row_order():
     shuffled = current().sample(frac=1.0, random_state=3)
-    pd.testing.assert_frame_equal(transitions(previous(), shuffled, CONFIG)[0],
-                                  transitions(previous(), current(), CONFIG)[0])
+    pd.testing.assert_frame_equal(compare_scores(previous(), shuffled, CONFIG).moves,
+                                  compare_scores(previous(), current(), CONFIG).moves)
 
 
 def test_matrix_counts_every_customer_once_per_dimension_with_revenue_and_at_risk_cells():
-    matrix = transition_matrix(previous(), current(), CONFIG)
+    matrix = compare_scores(previous(), current(), CONFIG).matrix
     life = matrix[matrix["dimension"] == "lifecycle"].set_index(["from", "to"])
     assert life["customers"].sum() == 5  # a, b, c, d, e
     assert life.loc[("Hero", "At-risk"), "customers"] == 1
@@ -87,7 +88,7 @@ def test_matrix_counts_every_customer_once_per_dimension_with_revenue_and_at_ris
 def test_duplicate_customers_in_scores_are_refused_by_id():
     twice = pd.concat([current(), current().head(1)])
     with pytest.raises(ValueError, match="customer_id 'e' twice"):
-        transitions(previous(), twice, CONFIG)
+        compare_scores(previous(), twice, CONFIG)
 
 
 SCORES = pd.DataFrame({
