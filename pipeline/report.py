@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from models.explain import humanise_feature
 from pipeline import tracking
 from pipeline.io import write_text_atomic
 
@@ -212,21 +213,11 @@ def _int(value: Any) -> str:
     return "–" if math.isnan(number) else f"{number:,.0f}"
 
 
-def _money(value: Any) -> str:
-    number = _num(value)
-    return "–" if math.isnan(number) else f"{number:,.0f}"
-
-
 def _day(text: Any) -> str:
     try:
         return str(pd.Timestamp(str(text)).date())
     except (ValueError, TypeError):
         return str(text)
-
-
-def _feature(name: Any) -> str:
-    """A feature name for people: family prefix dropped, underscores as spaces (as in reason codes)."""
-    return str(name).split("__", 1)[-1].replace("_", " ")
 
 
 def _p(text: str) -> str:
@@ -387,7 +378,7 @@ def segments_section(record: RunRecord) -> str:
                        + _revenue_words(notes.get("revenue_feature"))
                        + f"'Bought' and 'churned' are what customers actually did in the {horizon} days after it.")))
     if profiles is not None and "top_features" in profiles.columns:
-        rows = [[_e(name), _bar(row.get("share")), _int(row.get("size")), _money(row.get("revenue")),
+        rows = [[_e(name), _bar(row.get("share")), _int(row.get("size")), _int(row.get("revenue")),
                  _pct(row.get("purchase_rate")), _pct(row.get("churn_rate")), _e(row.get("top_features", ""))]
                 for name, row in profiles.iterrows()]
         parts.append("<h3>Personas</h3>" + _p("Personas are groups of customers who behave alike, found by "
@@ -408,7 +399,7 @@ def segments_section(record: RunRecord) -> str:
             if reason:
                 parts.append(f"<h3>{_e(heading)}</h3>" + _note(f"Not computed: {reason}"))
             continue
-        rows = [[_e(r["segment"]), _bar(r["share"]), _int(r["customers"]), _money(r["revenue"]),
+        rows = [[_e(r["segment"]), _bar(r["share"]), _int(r["customers"]), _int(r["revenue"]),
                  _pct(r["purchase_rate"]), _pct(r["churn_rate"]), _e(rules.get((dimension, str(r["segment"])), ""))]
                 for _, r in rows_of.iterrows()]
         header = ["segment", "share", "customers", "revenue", "bought", "churned", "rule"]
@@ -424,7 +415,7 @@ def _revenue_words(column: str | None) -> str:
     window = re.fullmatch(r"value__revenue_(\d+)d", column)
     if window:
         return f"Revenue is what customers spent in the {window.group(1)} days before the snapshot. "
-    return f"Revenue is {_feature(column)} before the snapshot. "
+    return f"Revenue is {humanise_feature(column)} before the snapshot. "
 
 
 def _horizon(record: RunRecord) -> str:
@@ -508,8 +499,8 @@ def drivers_section(record: RunRecord) -> str:
                 direction = _num(row.get("direction"))
                 how = ("higher values raise it" if direction > 0 else "higher values lower it" if direction < 0
                        else "its effect depends on the value")
-                items.append(f"<li>{_e(_feature(row['feature']))}: {_pct(row.get('share'))} of the explained effect; "
-                             f"{_e(how)}</li>")
+                name = humanise_feature(row["feature"])
+                items.append(f"<li>{_e(name)}: {_pct(row.get('share'))} of the explained effect; {_e(how)}</li>")
             parts.append(_p(f"The five inputs that move {_e(name)} most:") + "<ul>" + "".join(items) + "</ul>")
         parts.append('<div class="row">'
                      + _image(child.figures.get("shap_importance.png"), f"{target}: SHAP importance")
@@ -517,7 +508,7 @@ def drivers_section(record: RunRecord) -> str:
         dependence = sorted((f for f in child.figures if f.startswith("dependence_")), key=_rank)
         if dependence:
             parts.append('<div class="row">' + "".join(
-                _image(child.figures[f], f"{target}: dependence on {_feature(f.split('__', 1)[-1][:-4])}")
+                _image(child.figures[f], f"{target}: dependence on {humanise_feature(f.split('__', 1)[-1][:-4])}")
                 for f in dependence) + "</div>")
         else:
             parts.append(_note("This run recorded no dependence plots."))
@@ -550,8 +541,8 @@ def persona_drivers_section(record: RunRecord) -> str:
             values = pd.to_numeric(values, errors="coerce").dropna()
             up = values[values > 0].sort_values(ascending=False).head(3)
             down = values[values < 0].sort_values().head(3)
-            rows.append([_e(persona), _e(", ".join(_feature(f) for f in up.index) or "–"),
-                         _e(", ".join(_feature(f) for f in down.index) or "–")])
+            rows.append([_e(persona), _e(", ".join(humanise_feature(f) for f in up.index) or "–"),
+                         _e(", ".join(humanise_feature(f) for f in down.index) or "–")])
         parts.append(_table(["persona", f"raise {name}", f"lower {name}"], rows))
     return _section("persona-drivers", "\n".join(parts))
 
