@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from pipeline.config import ConfigError
     from pipeline.data import DataValidationError
+    from pipeline.engine import EngineUnavailable
 
     try:
         return COMMANDS[args.command](args)
@@ -170,12 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ImportError as exc:  # an optional extra (PySpark) that is not installed; the message says which
+    except EngineUnavailable as exc:  # PySpark or Java missing for engine spark; the message says which
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        if "JAVA_GATEWAY_EXITED" in str(exc) or "Java gateway process exited" in str(exc):
-            print("error: Spark could not start Java: PySpark 4 needs Java 17 on the PATH (check `java -version`), "
-                  "or set run.engine=duckdb", file=sys.stderr)
-            return 2
-        raise

@@ -35,6 +35,10 @@ DEFAULT_SPARK_CONF: dict[str, str] = {
 }
 
 
+class EngineUnavailable(RuntimeError):
+    """The configured engine cannot start on this machine; the message says what is missing."""
+
+
 def connect(engine: Engine, spark_master: str = "local[*]", spark_conf: dict[str, Any] | None = None) -> Any:
     """Opens the Ibis backend for an engine: a fresh in-memory DuckDB, or PySpark on a (shared) session.
 
@@ -49,7 +53,7 @@ def connect(engine: Engine, spark_master: str = "local[*]", spark_conf: dict[str
         try:
             from pyspark.sql import SparkSession
         except ImportError:
-            raise ImportError(
+            raise EngineUnavailable(
                 "engine 'spark' needs PySpark (pip install 'ibis-framework[pyspark]') and Java 17; "
                 "or set run.engine=duckdb"
             ) from None
@@ -61,7 +65,15 @@ def connect(engine: Engine, spark_master: str = "local[*]", spark_conf: dict[str
         builder = SparkSession.builder.master(spark_master).appName("behavioural-segmentation")
         for key, value in conf.items():
             builder = builder.config(key, value)
-        session = builder.getOrCreate()
+        try:
+            session = builder.getOrCreate()
+        except Exception as exc:  # PySpark reports a missing or wrong Java only as a generic error
+            if "JAVA_GATEWAY_EXITED" in str(exc) or "Java gateway process exited" in str(exc):
+                raise EngineUnavailable(
+                    "Spark could not start Java: PySpark 4 needs Java 17 on the PATH (check `java -version`), "
+                    "or set run.engine=duckdb"
+                ) from exc
+            raise
         session.conf.set("spark.sql.session.timeZone", "UTC")
         return ibis.pyspark.connect(session)
     raise ValueError(f"unknown engine {engine!r}; allowed: duckdb, spark")

@@ -101,23 +101,38 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path):
     assert "engine: duckdb" in done.stdout
 
 
+class _NoJava:
+    """Stands in for SparkSession.builder on a machine without Java: the gateway never starts."""
+
+    def master(self, *_):
+        return self
+
+    appName = config = master
+
+    def getOrCreate(self):
+        raise RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number.")
+
+
+def _without_pyspark(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)  # the import fails as if PySpark were absent
+
+
+def _without_java(monkeypatch):
+    pyspark_sql = pytest.importorskip("pyspark.sql")
+    monkeypatch.setattr(pyspark_sql.SparkSession, "builder", _NoJava())
+
+
 @pytest.mark.parametrize(
-    ("raised", "expected"),
-    [
-        (ImportError("engine 'spark' needs PySpark (pip install 'ibis-framework[pyspark]') and Java 17"),
-         "needs PySpark"),
-        (RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number."),
-         "needs Java 17"),
-    ],
+    ("missing", "expected"),
+    [(_without_pyspark, "needs PySpark"), (_without_java, "needs Java 17")],
     ids=["pyspark-missing", "java-missing"],
 )
-def test_a_missing_spark_prerequisite_is_a_clear_error_not_a_traceback(raised, expected, monkeypatch, capsys):
+def test_a_missing_spark_prerequisite_is_a_clear_error_not_a_traceback(missing, expected, monkeypatch, capsys):
     from pipeline import featurize
+    from pipeline.engine import connect
 
-    def broken(args):
-        raise raised
-
-    monkeypatch.setattr(featurize, "cmd_features", broken)  # build_parser registers it anew
+    missing(monkeypatch)
+    monkeypatch.setattr(featurize, "cmd_features", lambda args: connect("spark"))  # build_parser registers it anew
     assert main(["features", "--list"]) == 2
     assert expected in capsys.readouterr().err
 
