@@ -25,6 +25,12 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "float": pa.float64(),
 }
 
+# DuckDB's in-memory database that compresses the rows it holds (when they are checkpointed), and the
+# rows put into it at a time: each slice is compressed before the next arrives, so the engine never
+# holds a whole table uncompressed, nor an Arrow copy of more than one slice.
+_DUCKDB_DATABASE = "compressed"
+_DUCKDB_SLICE_ROWS = 1_000_000
+
 # Spark defaults for one machine: UTC session time (timestamps are instants read in UTC) and few
 # shuffle partitions, since the default 200 makes small groupings slow.
 DEFAULT_SPARK_CONF: dict[str, str] = {
@@ -42,12 +48,16 @@ class EngineUnavailable(RuntimeError):
 def connect(engine: Engine, spark_master: str = "local[*]", spark_conf: dict[str, Any] | None = None) -> Any:
     """Opens the Ibis backend for an engine: a fresh in-memory DuckDB, or PySpark on a (shared) session.
 
-    For Spark, SparkSession.builder...getOrCreate() reuses a running session in this process;
-    the session time zone is set to UTC on it either way.
+    DuckDB keeps its tables in a compressed in-memory database (see register): 10M events take about
+    160 MB there instead of 1.5 GB, with the same query results. For Spark,
+    SparkSession.builder...getOrCreate() reuses a running session in this process; the session time
+    zone is set to UTC on it either way.
     """
     if engine == "duckdb":
         con = ibis.duckdb.connect()
         con.raw_sql("SET TimeZone = 'UTC'")
+        con.raw_sql(f"ATTACH ':memory:' AS {_DUCKDB_DATABASE} (COMPRESS)")
+        con.raw_sql(f"USE {_DUCKDB_DATABASE}")
         return con
     if engine == "spark":
         try:
@@ -130,6 +140,8 @@ def register(con: Any, name: str, df: pd.DataFrame) -> ir.Table:
     Timestamps become UTC instants: timestamp('UTC') on DuckDB, Spark's TimestampType (an instant,
     shown in the session time zone, which connect() sets to UTC) on Spark. The input is not modified.
     """
+    if con.name == "duckdb":
+        return _register_duckdb(con, name, df)
     data = _arrow(canonical_frame(df))
     if con.name == "pyspark":
         # Straight from Arrow: ibis' own pandas route to Spark turns missing strings into 'NaN' text
@@ -138,6 +150,26 @@ def register(con: Any, name: str, df: pd.DataFrame) -> ir.Table:
         session.createDataFrame(data).createOrReplaceTempView(name)
         return con.table(name)
     return con.create_table(name, data, overwrite=True)
+
+
+def _register_duckdb(con: Any, name: str, df: pd.DataFrame) -> ir.Table:
+    """Copies the frame into DuckDB slice by slice, compressing each slice before the next one is converted.
+
+    At 10M events this lowered the peak memory of putting the events into DuckDB from about 4 GB to the
+    frame plus about 0.5 GB, and the engine then holds them in about 160 MB instead of 1.5 GB. Each
+    slice goes in through the DuckDB connection itself: an Ibis memtable would keep its Arrow copy alive.
+    """
+    db = con.con
+    target = '"' + name.replace('"', '""') + '"'
+    for start in range(0, max(len(df), 1), _DUCKDB_SLICE_ROWS):
+        db.register("_slice", _arrow(canonical_frame(df.iloc[start:start + _DUCKDB_SLICE_ROWS])))
+        if start == 0:
+            db.execute(f"CREATE OR REPLACE TABLE {target} AS FROM _slice")
+        else:
+            db.execute(f"INSERT INTO {target} FROM _slice")
+        db.unregister("_slice")
+        db.execute("CHECKPOINT")  # compresses the rows just added
+    return con.table(name)
 
 
 def release_unused_memory() -> None:
