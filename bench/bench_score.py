@@ -118,7 +118,7 @@ def prepare_distinct() -> Path:
 
 
 def variant(customers: int, reasons: int, chunk_size: int, uri: str, features_file: Path,
-            shap_method: str = "auto") -> dict[str, Any]:
+            shap_method: str = "grouped") -> dict[str, Any]:
     """Scores in this process: `customers` resampled rows without reasons, the distinct population with them."""
     os.environ["MLFLOW_TRACKING_URI"] = uri
     from pipeline import tracking
@@ -131,7 +131,7 @@ def variant(customers: int, reasons: int, chunk_size: int, uri: str, features_fi
     started = time.perf_counter()
     bundle = tracking.load_bundle(params.tracking.model_name, "champion")
     bundle.use_threads(os.cpu_count() or 1)  # as `pipeline score` does by default
-    if shap_method != "auto":  # the comparison run: LightGBM's row-by-row pred_contrib
+    if shap_method != "grouped":  # the comparison run: LightGBM's row-by-row pred_contrib
         from models.bundle import TARGETS
         from models.explain import Explainer
 
@@ -160,7 +160,7 @@ def variant(customers: int, reasons: int, chunk_size: int, uri: str, features_fi
         seconds = time.perf_counter() - started
         size_mb = out.stat().st_size / 2**20
     assert written == customers, (written, customers)
-    patterns = _patterns_per_tree(bundle, features.iloc[:chunk_size]) if reasons and shap_method == "auto" else None
+    patterns = _patterns_per_tree(bundle, features.iloc[:chunk_size]) if reasons and shap_method == "grouped" else None
     return {
         "customers": customers, "reasons": reasons, "chunk_size": chunk_size, "features": features.shape[1],
         "seconds": round(seconds, 2), "customers_per_s": round(customers / seconds),
@@ -204,7 +204,7 @@ def _load_average() -> float | None:
         return None
 
 
-def run_variant(customers: int, reasons: int, chunk_size: int, shap_method: str = "auto") -> dict[str, Any]:
+def run_variant(customers: int, reasons: int, chunk_size: int, shap_method: str = "grouped") -> dict[str, Any]:
     """Runs one variant in a fresh interpreter so that its peak RSS is its own."""
     load_before = _load_average()
     result = subprocess.run(
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=50_000, help="customers per chunk (scoring.chunk_size)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (default: bench/results/score.json)")
     parser.add_argument("--variant", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--shap-method", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--shap-method", default="grouped", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     uri, features_file = prepare()

@@ -17,10 +17,7 @@ from models.propensity import PropensityModel
 from models.treeshap import GroupedTreeShap
 
 MISSING_TEXT = "missing"
-# From this many rows on, SHAP values come from GroupedTreeShap (each tree once per distinct decision
-# pattern); below it, LightGBM's row-by-row pred_contrib is as fast. Both are exact.
-GROUPED_MIN_ROWS = 2_000
-METHODS = ("auto", "grouped", "direct")
+METHODS = ("grouped", "direct")
 
 
 class Explainer:
@@ -32,13 +29,14 @@ class Explainer:
     down, and by how much relative to each other, carries over to the probability.
 
     `outcome` is the phrase the reason texts end with, e.g. "purchase likelihood" or "churn risk".
-    `method` picks how the exact values are computed: "direct" runs LightGBM's TreeSHAP row by row,
-    "grouped" runs it once per distinct decision pattern of each tree (models.treeshap, several times
-    faster on large batches), "auto" takes "grouped" from GROUPED_MIN_ROWS rows on. The two agree to
-    float rounding (about 1e-14).
+    `method` picks how the exact values are computed: "grouped" (the default) runs LightGBM's TreeSHAP
+    once per distinct decision pattern of each tree (models.treeshap): several times faster on large
+    batches, and a customer's values are the same to the last bit whatever batch or chunk they are
+    explained in. "direct" runs it row by row (LightGBM's pred_contrib on the whole batch), slightly
+    faster below about 2,000 rows. The two agree to float rounding (about 1e-14).
     """
 
-    def __init__(self, model: PropensityModel, outcome: str = "purchase likelihood", method: str = "auto") -> None:
+    def __init__(self, model: PropensityModel, outcome: str = "purchase likelihood", method: str = "grouped") -> None:
         check_is_fitted(model)
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -58,13 +56,13 @@ class Explainer:
 
         They come from LightGBM's own TreeSHAP (`pred_contrib`), which is what shap.TreeExplainer
         calls for a LightGBM booster, run on the model's `n_jobs` threads (scoring raises them);
-        on large batches through GroupedTreeShap (see `method`).
+        by default through GroupedTreeShap (see `method`).
         """
         prepared = self.model.prepare_features(X)
         threads = self.model.n_jobs
         if len(prepared) == 0:  # LightGBM refuses empty input; nothing to explain is no error
             values = np.empty((0, prepared.shape[1]), dtype="float64")
-        elif self.method == "grouped" or (self.method == "auto" and len(prepared) >= GROUPED_MIN_ROWS):
+        elif self.method == "grouped":
             if self._grouped is None:
                 self._grouped = GroupedTreeShap(self.model.booster_)
             values = self._grouped.contributions(booster_matrix(prepared), threads=threads)[:, :-1]

@@ -186,5 +186,17 @@ def test_explainer_grouped_and_direct_give_the_same_values_and_reasons() -> None
     prepared = model.prepare_features(X)
     np.testing.assert_array_equal(model.booster_.predict(booster_matrix(prepared), raw_score=True),
                                   model.booster_.predict(prepared, raw_score=True))
-    with pytest.raises(ValueError, match="method must be one of auto, grouped, direct"):
+    with pytest.raises(ValueError, match="method must be one of grouped, direct"):
         Explainer(model, method="fast")
+
+
+def test_a_row_gets_the_same_bits_whatever_batch_it_is_explained_in() -> None:
+    # A tree's values depend only on the row's pattern, and trees are added in order: so chunking
+    # (in-process chunks, Spark batches) cannot change a customer's values, not even in the last bit.
+    X, y = _data(3000)
+    explainer = GroupedTreeShap(_train(X, y))
+    whole = explainer.contributions(X, threads=2)
+    parts = np.vstack([explainer.contributions(X[:7]), explainer.contributions(X[7:1500]),
+                       explainer.contributions(X[1500:], threads=3)])
+    np.testing.assert_array_equal(parts, whole)
+    np.testing.assert_array_equal(explainer.contributions(X[[42]]), whole[[42]])
