@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import re
 import tempfile
 import warnings
@@ -22,6 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")  # the registered model's code (models from code)
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
@@ -187,27 +189,12 @@ def log_text(text: str, artifact_file: str) -> None:
 # --------------------------------------------------------------------------- registry
 
 
-def _pyfunc_class() -> type:
-    """Returns the MLflow pyfunc wrapper of a bundle (defined lazily so importing this module stays light)."""
-    import mlflow.pyfunc
-
-    class SegmentationPyfunc(mlflow.pyfunc.PythonModel):
-        """Scores a feature frame (index or column customer_id) with the wrapped SegmentationBundle."""
-
-        def __init__(self, bundle: Any):
-            self.bundle = bundle
-
-        def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-            frame = model_input.set_index("customer_id") if "customer_id" in model_input.columns else model_input
-            reasons = int((params or {}).get("reasons", 3))
-            return self.bundle.score(frame, reasons=reasons).reset_index()
-
-    return SegmentationPyfunc
-
-
 def register_bundle(bundle: Any, model_name: str, alias: str = "candidate",
                     input_example: pd.DataFrame | None = None) -> str:
-    """Logs the bundle as a pyfunc model (signature inferred from the input example), registers a version, sets the alias."""
+    """Logs the bundle as a pyfunc model (signature from the input example), registers a version, sets the alias.
+
+    The model is logged from code (pipeline/mlflow_model.py) with the pickled bundle as its artifact.
+    """
     import mlflow
 
     if input_example is not None:
@@ -219,8 +206,15 @@ def register_bundle(bundle: Any, model_name: str, alias: str = "candidate",
         # The scores hold whole-number percentiles, which are never missing; MLflow's hint that an
         # integer column cannot hold a missing value does not apply to them.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        info = mlflow.pyfunc.log_model(name="segmentation", python_model=_pyfunc_class()(bundle),
-                                       registered_model_name=model_name, input_example=input_example)
+        with tempfile.TemporaryDirectory() as tmp:
+            pickled = Path(tmp) / "bundle.pkl"
+            pickled.write_bytes(pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL))
+            info = mlflow.pyfunc.log_model(
+                name="segmentation", python_model=str(MODEL_CODE), artifacts={"bundle": str(pickled)},
+                registered_model_name=model_name,
+                # With the params in the example, the signature declares `reasons` and predict honours it.
+                input_example=None if input_example is None else (input_example, {"reasons": 3}),
+            )
     version = str(info.registered_model_version)
     set_alias(model_name, alias, version)
     return version
@@ -251,7 +245,10 @@ def resolve_version(model_name: str, ref: str) -> str:
 
 
 def load_bundle(model_name: str, ref: str = "champion") -> Any:
-    """Loads the SegmentationBundle of a registered version (alias or number); LookupError when absent."""
+    """Loads the SegmentationBundle of a registered version (alias or number); LookupError when absent.
+
+    Works for versions logged from code and for older ones logged as a pickled Python object.
+    """
     import mlflow
 
     version = resolve_version(model_name, ref)
