@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.explain import Explainer, format_numbers, humanise_feature
+from models.explain import Explainer, format_numbers, humanise_feature, top_k_order
 from models.propensity import PropensityModel
 
 DAYS = "timing__days_since_last_purchase"
@@ -224,3 +224,18 @@ def test_explaining_no_rows_gives_empty_reasons_not_an_error(explainer: Explaine
     X, _ = data
     codes = explainer.reason_codes(X.iloc[:0], k=2)
     assert len(codes) == 0 and list(codes.columns)[:2] == ["reason_1_feature", "reason_1_value"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_top_k_order_equals_a_stable_full_sort_wherever_the_value_is_not_zero(seed: int) -> None:
+    # Few distinct values make ties everywhere, also at the k-th place and among zeros.
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        rows, columns, k = rng.integers(1, 40), rng.integers(1, 15), rng.integers(1, 17)
+        magnitude = rng.integers(0, 4, size=(rows, columns)).astype(float)
+        expected = np.argsort(-magnitude, axis=1, kind="stable")[:, :k]
+        got = top_k_order(magnitude, k)
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(np.take_along_axis(magnitude, got, 1), np.take_along_axis(magnitude, expected, 1))
+        nonzero = np.take_along_axis(magnitude, expected, 1) > 0
+        np.testing.assert_array_equal(got[nonzero], expected[nonzero])
