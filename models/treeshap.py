@@ -37,14 +37,6 @@ _CODE_LIMIT = 2**62  # pattern codes are combined in int64; compacted before the
 
 
 @dataclass(frozen=True)
-class _Split:
-    """How one tree splits on one feature: its thresholds (numerical) or None (categorical)."""
-
-    feature: int
-    thresholds: np.ndarray | None
-
-
-@dataclass(frozen=True)
 class _NumericFeature:
     """All thresholds of one numerical feature over the model, and whether any split treats 0 as missing."""
 
@@ -72,12 +64,11 @@ class _NumericFeature:
         A value in the model-wide interval (t[i-1], t[i]] lies above exactly the tree's thresholds
         below t[i], i.e. in the tree's interval searchsorted(tree thresholds, t[i]).
         """
-        size, local = len(self.thresholds), len(thresholds)
+        local = len(thresholds)
         intervals = np.append(np.searchsorted(thresholds, self.thresholds, side="left"), local)
         table = np.append(intervals, local + 1)  # NaN
         if self.zero_is_missing:
             table = np.append(table, intervals + local + 2)
-        assert len(table) == ((2 * size + 3) if self.zero_is_missing else (size + 2))
         return table.astype(np.int64)
 
 
@@ -105,25 +96,25 @@ class GroupedTreeShap:
         self.n_features = int(model["max_feature_idx"]) + 1
         iterations = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         self._model_text = booster.model_to_string(num_iteration=iterations)
-        trees: list[list[_Split]] = []
+        splits_per_tree: list[list[tuple[int, np.ndarray | None]]] = []  # (feature, thresholds or None: categorical)
         numeric: dict[int, set[float]] = {}
         zero_is_missing: set[int] = set()
         categorical: set[int] = set()
         for info in model["tree_info"][:iterations]:
             by_feature: dict[int, list[dict[str, Any]]] = {}
             _walk(info["tree_structure"], by_feature)
-            splits = []
+            splits: list[tuple[int, np.ndarray | None]] = []
             for feature, nodes in sorted(by_feature.items()):
                 if nodes[0]["decision_type"] == "==":
                     categorical.add(feature)
-                    splits.append(_Split(feature, None))
+                    splits.append((feature, None))
                     continue
                 values = np.unique(np.array([float(node["threshold"]) for node in nodes], dtype="float64"))
                 numeric.setdefault(feature, set()).update(values.tolist())
                 if any(node.get("missing_type") == "Zero" for node in nodes):
                     zero_is_missing.add(feature)
-                splits.append(_Split(feature, values))
-            trees.append(splits)
+                splits.append((feature, values))
+            splits_per_tree.append(splits)
         self._numeric = {
             f: _NumericFeature(np.array(sorted(t), dtype="float64"), f in zero_is_missing) for f, t in numeric.items()
         }
@@ -131,14 +122,14 @@ class GroupedTreeShap:
         # Per tree and split feature: the map from model-wide classes to the tree's, and the tree's class
         # count (None for a categorical feature, whose classes are its categories as they come).
         self._plans: list[list[tuple[int, np.ndarray | None, int | None]]] = []
-        for splits in trees:
+        for splits in splits_per_tree:
             plan = []
-            for split in splits:
-                if split.thresholds is None:
-                    plan.append((split.feature, None, None))
+            for feature, thresholds in splits:
+                if thresholds is None:
+                    plan.append((feature, None, None))
                 else:
-                    table = self._numeric[split.feature].local_table(split.thresholds)
-                    plan.append((split.feature, table, int(table.max()) + 1))
+                    table = self._numeric[feature].local_table(thresholds)
+                    plan.append((feature, table, int(table.max()) + 1))
             self._plans.append(plan)
         self._lock = threading.Lock()
         self._spare: list[lgb.Booster] = []
@@ -178,13 +169,21 @@ class GroupedTreeShap:
         rows = matrix.shape[0]
         out = np.zeros((self.n_features + 1, rows), dtype="float64")  # feature-major: one contiguous row per feature
         if rows == 0:
-            return out.T.copy()
+            return out.T
         classes = self._classes(matrix)
         for used, inverse, values in self._per_tree(matrix, classes, threads):
             for j, feature in enumerate(used):
                 out[feature] += values[:, j][inverse]
             out[self.n_features] += values[0, -1]  # a tree's expected value is the same for every row
-        return out.T.copy()
+        return out.T  # a view in column order, which is how pandas stores a frame's columns anyway
+
+    def pattern_counts(self, matrix: np.ndarray) -> list[int]:
+        """Return, per tree, how many distinct decision patterns the rows of `matrix` make (what it explains)."""
+        matrix = np.asarray(matrix, dtype="float64")
+        if len(matrix) == 0:
+            return [0] * self.n_trees
+        classes = self._classes(matrix)
+        return [int(self._patterns(tree, classes, len(matrix)).max()) + 1 for tree in range(self.n_trees)]
 
     def _classes(self, matrix: np.ndarray) -> dict[int, tuple[np.ndarray, int]]:
         """Each split feature's model-wide class per row, with the number of classes."""
@@ -206,21 +205,17 @@ class GroupedTreeShap:
             return
         with ThreadPoolExecutor(max_workers=threads) as pool:
             pending: deque[Future[tuple[list[int], np.ndarray, np.ndarray]]] = deque()
-            upcoming = iter(range(self.n_trees))
-            for tree in upcoming:  # keep a few trees in flight; results are consumed in order
+            for tree in range(self.n_trees):  # keep a few trees in flight; results are consumed in order
                 pending.append(pool.submit(self._explain_tree, tree, matrix, classes))
                 if len(pending) >= 2 * threads:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
 
-    def _explain_tree(
-        self, tree: int, matrix: np.ndarray, classes: dict[int, tuple[np.ndarray, int]]
-    ) -> tuple[list[int], np.ndarray, np.ndarray]:
-        rows = matrix.shape[0]
+    def _patterns(self, tree: int, classes: dict[int, tuple[np.ndarray, int]], rows: int) -> np.ndarray:
+        """Return each row's decision pattern in one tree, numbered 0, 1, ... in order of first appearance."""
         codes = np.zeros(rows, dtype=np.int64)
         radix = 1
-        used: list[int] = []
         for feature, table, local_count in self._plans[tree]:
             model_classes, count = classes[feature]
             local = model_classes if table is None else table[model_classes]
@@ -232,11 +227,18 @@ class GroupedTreeShap:
             codes *= size
             codes += local
             radix *= size
-            used.append(feature)
-        inverse, uniques = pd.factorize(codes)
-        first = np.empty(len(uniques), dtype=np.int64)
+        return pd.factorize(codes)[0]
+
+    def _explain_tree(
+        self, tree: int, matrix: np.ndarray, classes: dict[int, tuple[np.ndarray, int]]
+    ) -> tuple[list[int], np.ndarray, np.ndarray]:
+        rows = matrix.shape[0]
+        used = [feature for feature, _, _ in self._plans[tree]]
+        inverse = self._patterns(tree, classes, rows)
+        patterns = int(inverse.max()) + 1
+        first = np.empty(patterns, dtype=np.int64)
         first[inverse[::-1]] = np.arange(rows - 1, -1, -1)  # the first row of every pattern
-        representatives = np.zeros((len(uniques), self.n_features), dtype="float64")
+        representatives = np.zeros((patterns, self.n_features), dtype="float64")
         if used:  # other features are never looked at by this tree, so 0 stands in for them
             representatives[:, used] = matrix[np.ix_(first, used)]
         values = self._predict_one_tree(tree, representatives)

@@ -139,11 +139,8 @@ def test_each_tree_explains_far_fewer_patterns_than_rows() -> None:
     # The point of grouping: a count feature and few thresholds leave few distinct cells per tree.
     X, y = _data(5000)
     booster = _train(X, y, rounds=20)
-    explainer = GroupedTreeShap(booster)
-    matrix = np.asarray(X, dtype="float64")
-    classes = explainer._classes(matrix)
-    patterns = [len(np.unique(explainer._explain_tree(t, matrix, classes)[1])) for t in range(explainer.n_trees)]
-    assert max(patterns) < len(X) / 4
+    patterns = GroupedTreeShap(booster).pattern_counts(X)
+    assert len(patterns) == 20 and 1 <= min(patterns) and max(patterns) < len(X) / 4
 
 
 def test_empty_input_wrong_shape_and_multiclass_are_handled() -> None:
