@@ -164,7 +164,7 @@ def top_k_order(magnitude: np.ndarray, k: int) -> np.ndarray:
     Where a picked value is not 0 this is np.argsort(-magnitude, axis=1, kind="stable")[:, :k];
     among columns that are all 0 at the end of a row it may pick others (a reason with a SHAP value
     of 0 is left empty, so which one does not matter). It partitions instead of sorting every
-    column, about 4 times faster on 162 features, and sorts in full only the rows whose k-th place
+    column (1.6 times faster on 50,000 x 162), and sorts in full only the rows whose k-th place
     is tied with an unpicked column.
     """
     rows, columns = magnitude.shape
