@@ -11,10 +11,11 @@ import difflib
 import glob as globlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
@@ -30,6 +31,7 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DUCKDB_SUFFIXES = (".duckdb", ".db")
 NUMERIC = {name for t in TABLE_COLUMNS.values() for c in t if c.dtype == "float" for name in [c.name]}
+CANONICAL_TYPES = {c.name: c.dtype for t in TABLE_COLUMNS.values() for c in t}
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _FLOATY_ID = re.compile(r"^-?\d+\.0+$")
 _FLAGS = {"true": 1.0, "yes": 1.0, "y": 1.0, "false": 0.0, "no": 0.0, "n": 0.0}
@@ -121,7 +123,11 @@ class DataValidationError(ValueError):
 
 @dataclass
 class Dataset:
-    """Canonical, validated tables ready for feature building, plus the report that made them."""
+    """Canonical, validated tables ready for feature building, plus the report that made them.
+
+    The events are in (timestamp, customer_id) order; their text columns (ids, event type, channel,
+    ...) are pandas categoricals with sorted categories, so each distinct value is held once.
+    """
 
     events: pd.DataFrame
     customers: pd.DataFrame | None
@@ -235,13 +241,19 @@ def resolve_sources(path: str | None, cfg: DataConfig) -> dict[str, Source | Non
     return out
 
 
-def read_source(src: Source, cfg: DataConfig) -> pd.DataFrame:
-    """Reads a source as it is, CSV cells as text so that parsing (and its errors) happens in one place."""
+def read_source(src: Source, cfg: DataConfig, encode_repeated_text: bool = False) -> pd.DataFrame:
+    """Reads a source as it is, CSV cells as text so that parsing (and its errors) happens in one place.
+
+    With `encode_repeated_text`, text columns whose values repeat (at most half of them distinct in
+    the first slice read) come back as pandas categoricals: each distinct value is held once, so 10M
+    events' ids, types and channels take codes of 1-4 bytes a row instead of the text itself, and the
+    validation rules run once per distinct value (see _distinct_and_codes).
+    """
     with duckdb.connect() as con:
         if src.kind == "duckdb":
             with duckdb.connect(src.files[0], read_only=True) as db:
                 db.execute(_LARGE_STRINGS)
-                return _to_pandas(db.table(src.table).to_arrow_table())
+                return _fetch(db.table(src.table), encode_repeated_text)
         con.execute(_LARGE_STRINGS)
         if src.kind == "parquet":
             rel = con.sql("SELECT * FROM read_parquet($files, union_by_name = true)", params={"files": list(src.files)})
@@ -251,7 +263,59 @@ def read_source(src: Source, cfg: DataConfig) -> pd.DataFrame:
                 "union_by_name = true)",
                 params={"files": list(src.files), "header": cfg.csv.header, "delim": cfg.csv.delimiter},
             )
+        return _fetch(rel, encode_repeated_text)
+
+
+# Rows fetched from DuckDB at a time when text is encoded as it arrives: the raw text of one slice is
+# the most that is ever held at once.
+_FETCH_ROWS = 250_000
+
+
+def _fetch(rel: duckdb.DuckDBPyRelation, encode_repeated_text: bool) -> pd.DataFrame:
+    if not encode_repeated_text:
         return _to_pandas(rel.to_arrow_table())
+    reader = rel.to_arrow_reader(_FETCH_ROWS)
+    schema = reader.schema
+    encode: set[int] | None = None
+    chunks: list[list[pa.Array]] = [[] for _ in schema]
+    for batch in reader:
+        if encode is None:  # decided on the first slice, so every slice of a column gets the same type
+            encode = {i for i, f in enumerate(schema)
+                      if _is_text_type(f.type) and pc.count_distinct(batch.column(i)).as_py() * 2 <= batch.num_rows}
+        for i, column in enumerate(batch.columns):
+            # Every column kept is new memory: DuckDB frees a slice's buffers only once none of it is used.
+            chunks[i].append(pc.dictionary_encode(column) if i in encode else pa.concat_arrays([column]))
+        del batch
+    reader.close()
+    if not chunks[0]:
+        return _to_pandas(schema.empty_table())
+    frame = pd.DataFrame(index=pd.RangeIndex(sum(len(c) for c in chunks[0])))
+    for i, f in enumerate(schema):  # one column at a time, each column's Arrow chunks let go once converted
+        column, chunks[i] = pa.chunked_array(chunks[i]), []
+        frame[f.name] = _categorical(column) if i in (encode or set()) else _to_pandas(pa.table({f.name: column}))[f.name]
+        del column
+        # Arrow's allocator keeps freed blocks for reuse; handed back, the chunks just converted do not
+        # add up with the next column's (at 10M events this lowered the peak by about 0.4 GB).
+        pa.default_memory_pool().release_unused()
+    return frame
+
+
+def _categorical(column: pa.ChunkedArray) -> pd.Categorical:
+    """Returns dictionary-encoded slices as one categorical with sorted categories (see as_sorted_categorical).
+
+    Sorted here, in Arrow, so that the cleaning steps after it find nothing to recode on a clean export.
+    """
+    column = column.unify_dictionaries()  # one dictionary for every slice: the distinct values, once each
+    dictionary = column.chunk(0).dictionary
+    order = pc.sort_indices(dictionary).to_numpy()  # byte order of UTF-8: code-point order, as Python's
+    rank = np.empty(len(order) + 1, dtype=np.int32)
+    rank[order], rank[-1] = np.arange(len(order), dtype=np.int32), -1  # the last slot is what -1 picks
+    codes = np.concatenate([rank[pc.fill_null(chunk.indices, -1).to_numpy()] for chunk in column.chunks])
+    return pd.Categorical.from_codes(codes, categories=_categories(dictionary.take(order)))
+
+
+def _is_text_type(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 # Text comes out of DuckDB as Arrow large_string, the layout of pandas' text dtype, so that turning
@@ -284,12 +348,100 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 # --------------------------------------------------------------------------- parsing
 
 
+def _is_categorical(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.CategoricalDtype)
+
+
+def _distinct_and_codes(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Returns a categorical's distinct values that some row holds (as a Series) and each row's code into them.
+
+    Categories no row holds are left out, so that a rule over "every value" (such as the float-id
+    check in normalise_ids) sees exactly the values of the rows. Missing rows have code -1.
+    """
+    codes = values.cat.codes.to_numpy()
+    categories = values.cat.categories
+    used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+    if not used.all():
+        remap = np.full(len(categories) + 1, -1, dtype=np.int64)  # the last slot maps -1 to -1
+        remap[np.flatnonzero(used)] = np.arange(int(used.sum()))
+        codes, categories = remap[codes], categories[used]
+    return pd.Series(categories, dtype=categories.dtype, name=values.name), codes
+
+
+def _spread(result: pd.Series, codes: np.ndarray, index: pd.Index, fill: Any = None) -> pd.Series:
+    """Returns result[code] for every row; rows with code -1 get `fill`, or the dtype's missing value."""
+    if fill is None:
+        taken = pd.api.extensions.take(result.array, codes, allow_fill=True)
+        return pd.Series(taken, index=index, name=result.name)
+    lookup = np.append(result.to_numpy(), fill)  # the last slot is what code -1 picks
+    return pd.Series(lookup[codes], index=index, name=result.name)
+
+
+def _spread_text(result: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """Returns per-distinct text results as a categorical over the rows; values that became equal share a code."""
+    new_codes, uniques = pd.factorize(result)  # missing results get -1
+    lookup = np.append(new_codes, -1)  # the last slot is what code -1 picks
+    categorical = pd.Categorical.from_codes(lookup[codes], categories=_categories(uniques))
+    return pd.Series(categorical, index=index, name=result.name)
+
+
+def _same_text(new: pd.Series, old: pd.Series) -> bool:
+    """Whether per-distinct text results equal their inputs: then the rows need no new codes."""
+    return bool(new.notna().all()) and bool(new.astype(TEXT).eq(old.astype(TEXT)).all())
+
+
+def _categories(values: Any) -> pd.Index:
+    """Returns text values as unnamed categories of pandas' text dtype (no copy when they already are)."""
+    return pd.Index(values, dtype=TEXT).rename(None)
+
+
+def _sorted_and_used(values: pd.Series) -> bool:
+    """Whether a categorical already has text categories in sorted order, each held by some row."""
+    categories = values.cat.categories
+    if categories.dtype != TEXT or categories.name is not None:
+        return False
+    text = pa.array(categories.array)
+    if len(text) > 1 and pc.any(pc.greater_equal(text[:-1], text[1:])).as_py():
+        return False
+    codes = values.cat.codes.to_numpy()
+    return bool((np.bincount(codes[codes >= 0], minlength=len(categories)) > 0).all())
+
+
+def as_sorted_categorical(values: pd.Series) -> pd.Series:
+    """Returns text as a categorical whose categories are the values rows hold, in sorted order.
+
+    The layout of every text column of the validated events: it does not depend on the order of the
+    input or on how it was read, and sorting by it sorts by the text.
+    """
+    if _is_categorical(values):
+        if _sorted_and_used(values):
+            return values
+        distinct, codes = _distinct_and_codes(values)
+        distinct = distinct.astype(TEXT)
+        order = distinct.argsort(kind="stable").to_numpy()  # Arrow's sort: code-point order, as Python's
+        rank = np.empty(len(order) + 1, dtype=np.int64)
+        rank[order], rank[-1] = np.arange(len(order)), -1
+        categories = _categories(distinct.iloc[order])
+        return pd.Series(pd.Categorical.from_codes(rank[codes], categories=categories), index=values.index,
+                         name=values.name)
+    codes, uniques = pd.factorize(values.astype(TEXT), sort=True)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=_categories(uniques)), index=values.index,
+                     name=values.name)
+
+
+
+
 def clean_text(values: pd.Series, empty_as_missing: bool = True) -> pd.Series:
     """Returns values as trimmed text (dtype str); missing stays missing, and so does empty text unless told not to.
 
     Text already in pandas' str dtype is trimmed one Arrow chunk at a time, and a chunk with nothing
     to trim or empty keeps its own memory: a clean export is then checked without a copy of the column.
+    A categorical is cleaned once per distinct value and stays categorical.
     """
+    if _is_categorical(values):
+        distinct, codes = _distinct_and_codes(values)
+        cleaned = clean_text(distinct, empty_as_missing)
+        return values if _same_text(cleaned, distinct) else _spread_text(cleaned, codes, values.index)
     if values.dtype != TEXT:
         text = values.astype("str").str.strip().where(values.notna(), None)
         return text.where(text != "", None) if empty_as_missing else text
@@ -309,6 +461,10 @@ def _clean_chunk(chunk: pa.Array, empty_as_missing: bool) -> pa.Array:
 
 def normalise_ids(values: pd.Series) -> pd.Series:
     """Returns ids as trimmed text; empty -> missing; '17850.0' floats-as-text -> '17850' when every id looks so."""
+    if _is_categorical(values):
+        distinct, codes = _distinct_and_codes(values)
+        ids = normalise_ids(distinct)
+        return values if _same_text(ids, distinct) else _spread_text(ids, codes, values.index)
     if pd.api.types.is_float_dtype(values):
         finite = values.dropna()
         if len(finite) and bool((finite == np.floor(finite)).all()):
@@ -330,6 +486,9 @@ def parse_timestamps(values: pd.Series, tz: str, fmt: str | None = None) -> pd.S
     not exist (spring forward) are shifted forward.
     """
     out_dtype = "datetime64[us, UTC]"
+    if _is_categorical(values):
+        distinct, codes = _distinct_and_codes(values)
+        return _spread(parse_timestamps(distinct, tz, fmt), codes, values.index)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").astype(out_dtype)
     if pd.api.types.is_datetime64_dtype(values):
@@ -372,6 +531,10 @@ def _localise(values: pd.Series, tz: str) -> pd.Series:
 
 def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Returns (floats, mask of cells that held text that is not a number); yes/no flags read as 1/0."""
+    if _is_categorical(values):
+        distinct, codes = _distinct_and_codes(values)
+        nums, bad = parse_numbers(distinct)
+        return _spread(nums, codes, values.index), _spread(bad, codes, values.index, fill=False).astype(bool)
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64"), pd.Series(False, index=values.index)
     if pd.api.types.is_numeric_dtype(values):
@@ -498,17 +661,19 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
         lookup.update({k: k for k in EVENT_TYPES})
         lowered = {k.lower(): v for k, v in lookup.items()}
         # Mapped once per distinct name, then spread over the rows by their codes (missing: -1).
-        codes, names = pd.factorize(raw_types)
-        canonical = names.to_series().map(lookup)
-        canonical = canonical.fillna(names.to_series().str.lower().map(lowered))
-        mapped = pd.Series(pd.api.extensions.take(canonical.array, codes, allow_fill=True), index=raw_types.index)
+        names, codes = _distinct_and_codes(as_sorted_categorical(raw_types))
+        canonical = names.map(lookup)
+        canonical = canonical.fillna(names.str.lower().map(lowered))
+        mapped = _spread_text(canonical, codes, raw_types.index)
         out["event_type"] = mapped
         rules.check(
             "unknown_event_type", mapped.isna(), lambda rows: raw_types[rows],
             "map them in data.events.event_types: {<your name>: <canonical type>}",
         )
     else:
-        out["event_type"] = mapping.default_event_type
+        out["event_type"] = pd.Series(pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8),
+                                                                categories=pd.Index([mapping.default_event_type], dtype=TEXT)),
+                                      index=df.index)
         tr.notes.append(f"no event_type column: every row is a {mapping.default_event_type!r} event")
 
     numeric_bad = pd.Series(False, index=df.index)
@@ -530,6 +695,8 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
             | out.get("revenue", pd.Series(0.0, index=out.index)).lt(0)
         )
         if neg.any():
+            if "return" not in out["event_type"].cat.categories:
+                out["event_type"] = out["event_type"].cat.add_categories(["return"])
             out.loc[neg, "event_type"] = "return"
             for col in ("quantity", "revenue"):
                 if col in out.columns:
@@ -564,7 +731,30 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
         kept_returns = int((neg & ~rules.bad).sum())
         tr.notes.append(f"{kept_returns:,} purchase row(s) with negative amounts read as returns "
                         f"({int(neg.sum()):,} before the row rules)")
-    return out[~rules.bad] if rules.bad.any() else out  # no copy of every row when none is dropped
+    out = out[~rules.bad] if rules.bad.any() else out  # no copy of every row when none is dropped
+    for col in out.columns:  # categories: the values of the rows kept, sorted
+        if CANONICAL_TYPES.get(col) == "string":
+            out[col] = as_sorted_categorical(out[col])
+    return out
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _row_bits(values: pd.Series) -> np.ndarray:
+    """Returns integers that are equal exactly where duplicated() counts two cells of the column equal."""
+    if pd.api.types.is_float_dtype(values):
+        bits = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+        bits[np.isnan(bits)] = np.nan  # one bit pattern for every missing value
+        bits += 0.0  # and one for 0.0 and -0.0
+        return bits.view(np.uint64)
+    if _is_categorical(values):
+        return values.cat.codes.to_numpy()  # categories are unique: equal values, equal codes
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
+        return values.array.asi8  # NaT has one value too
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        return pd.factorize(values)[0]
+    return pd.util.hash_pandas_object(values, index=False).to_numpy()
 
 
 def _duplicated_rows(frame: pd.DataFrame) -> pd.Series:
@@ -572,21 +762,23 @@ def _duplicated_rows(frame: pd.DataFrame) -> pd.Series:
 
     Equal rows always hash alike, so the rows compared in full hold every duplicate; at 10M events this
     lowered load_dataset's peak memory by about 1.5 GB and its time by about a quarter. The row hash
-    is built one column at a time, a text column's from its factorised codes (equal values share a
-    code, as duplicated() compares them), which spares a Python string per cell.
+    is built one column at a time, in place, from each column's bits (a text column's from its codes:
+    equal values share a code, as duplicated() compares them), which spares a Python string per cell
+    and any full-size temporary beyond one column's.
     """
-    row_hash = np.zeros(len(frame), dtype="uint64")
+    row_hash = np.zeros(len(frame), dtype=np.uint64)
     for name in frame.columns:
-        values = frame[name]
-        if pd.api.types.is_float_dtype(values):
-            # One bit pattern for every missing value and for 0.0 / -0.0, which duplicated() counts as equal.
-            values = values.where(values.notna(), np.nan) + 0.0
-        elif values.dtype == object or isinstance(values.dtype, pd.StringDtype):
-            values = pd.Series(pd.factorize(values)[0])
-        row_hash = row_hash * np.uint64(1_000_003) ^ pd.util.hash_pandas_object(values, index=False).to_numpy()
-    repeated = pd.Series(row_hash, index=frame.index).duplicated(keep=False)
+        np.bitwise_xor(row_hash, _row_bits(frame[name]).astype(np.uint64, copy=False), out=row_hash)
+        # A bijection of 64-bit values (odd multiplier, xor-shift): rows stay apart once they differ.
+        np.multiply(row_hash, _MIX, out=row_hash)
+        np.bitwise_xor(row_hash, row_hash >> np.uint64(29), out=row_hash)
+    # Hashes that occur more than once, found by sorting: a hash table over 10M rows took ~0.8 GB.
+    ordered = np.sort(row_hash)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    del ordered
     out = pd.Series(False, index=frame.index)
-    if repeated.any():
+    if len(twice):
+        repeated = np.isin(row_hash, np.unique(twice))
         out[repeated] = frame[repeated].duplicated(keep="first")
     return out
 
@@ -651,11 +843,38 @@ def _fill_from_catalog(events: pd.DataFrame, catalog: pd.DataFrame | None) -> pd
         return events
     if "category" in events.columns and not (events["category"].isna() & events["product_id"].notna()).any():
         return events  # every event with a product names its category already
-    lookup = catalog.set_index("product_id")["category"]
-    from_catalog = events["product_id"].map(lookup)
-    return events.assign(
-        category=events["category"].fillna(from_catalog) if "category" in events.columns else from_catalog
-    )
+    lookup = catalog.drop_duplicates("product_id").set_index("product_id")["category"]
+    products, codes = _distinct_and_codes(as_sorted_categorical(events["product_id"]))
+    from_catalog = _spread_text(products.map(lookup), codes, events.index)  # looked up once per product
+    if "category" not in events.columns:
+        return events.assign(category=as_sorted_categorical(from_catalog))
+    category = as_sorted_categorical(events["category"])
+    missing = category.isna().to_numpy()
+    known = category.cat.categories.union(from_catalog.cat.categories)
+    category = category.cat.set_categories(known)
+    category[missing] = from_catalog[missing].astype(object).to_numpy()
+    return events.assign(category=as_sorted_categorical(category))
+
+
+def _sorted_by_time(events: pd.DataFrame) -> pd.DataFrame:
+    """Returns the events in (timestamp, customer_id) order, ties kept in input order, one column at a time.
+
+    Equal to a stable sort_values on those columns, but a whole sorted copy of the frame never exists
+    next to the original: each column is moved out of `events` (which is left empty) and reordered
+    before the next one is.
+    """
+    if len(events) == 0:
+        return events.reset_index(drop=True)
+    customer = events["customer_id"]
+    customer_key = (customer.cat.codes.to_numpy() if _is_categorical(customer)
+                    else pd.factorize(customer, sort=True)[0])
+    order = np.lexsort((customer_key, events["timestamp"].to_numpy(dtype="datetime64[us]").view("int64")))
+    if (order[1:] > order[:-1]).all():
+        return events.reset_index(drop=True)  # already in order: no copy
+    out = pd.DataFrame(index=pd.RangeIndex(len(events)))
+    for name in list(events.columns):
+        out[name] = events.pop(name).take(order).reset_index(drop=True)
+    return out
 
 
 def load_dataset(path: str | None, params: Params, raise_on_error: bool = True) -> Dataset:
@@ -671,12 +890,17 @@ def load_dataset(path: str | None, params: Params, raise_on_error: bool = True) 
         if src is None:
             frames[table] = None
             continue
-        frames[table] = validate_table(read_source(src, params.data), table, src.describe(), params, report)
+        # The events' repeated text (ids, types, channels) is held once per distinct value.
+        raw = read_source(src, params.data, encode_repeated_text=table == "events")
+        frames[table] = validate_table(raw, table, src.describe(), params, report)
+        del raw
     if raise_on_error and not report.ok:
         raise DataValidationError(report)
-    events = frames["events"] if frames["events"] is not None else pd.DataFrame(columns=required_columns("events"))
+    events = frames.pop("events")
+    if events is None:
+        events = pd.DataFrame(columns=required_columns("events"))
     events = _fill_from_catalog(events, frames["catalog"])
-    events = events.sort_values(["timestamp", "customer_id"], kind="stable").reset_index(drop=True)
+    events = _sorted_by_time(events)
     return Dataset(events, frames["customers"], frames["catalog"], report,
                    {t: s.describe() for t, s in sources.items() if s is not None})
 

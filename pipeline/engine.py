@@ -92,7 +92,7 @@ def connect(engine: Engine, spark_master: str = "local[*]", spark_conf: dict[str
 def canonical_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Returns a copy with canonical columns in canonical dtypes: str, float64, or UTC timestamps.
 
-    Naive timestamps are read as UTC; other columns are kept as they are.
+    Naive timestamps are read as UTC; a categorical of text stays one; other columns are kept as they are.
     """
     out = df.copy(deep=False)  # columns are replaced, never written into (copy-on-write): no need to copy data
     for name in out.columns:
@@ -112,18 +112,42 @@ def canonical_frame(df: pd.DataFrame) -> pd.DataFrame:
                 raise ValueError(f"column {name!r} holds values that are not numbers ({exc})") from None
         elif kind == "string":
             col = out[name]
+            if _text_categorical(col):
+                continue  # already text, each distinct value once: kept so (see _register_duckdb)
             if pd.api.types.is_float_dtype(col) and (col.dropna() % 1 == 0).all():
                 col = col.astype("Int64")  # ids read as floats (1.0) because of gaps stay "1", not "1.0"
             out[name] = col.astype("str")  # missing values stay missing
     return out
 
 
-def _arrow(df: pd.DataFrame) -> pa.Table:
-    """Converts to Arrow with canonical types, missing values as nulls (never NaN or the text 'nan')."""
+def _text_categorical(col: pd.Series) -> bool:
+    return isinstance(col.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(col.cat.categories)
+
+
+def _arrow_dictionary(col: pd.Series) -> pa.Array:
+    """Returns a text categorical's categories as an Arrow string array (the dictionary of its slices)."""
+    values = pa.array(col.cat.categories.array, from_pandas=True)
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return values.cast(pa.string())
+
+
+def _arrow(df: pd.DataFrame, dictionaries: dict[str, pa.Array] | None = None) -> pa.Table:
+    """Converts to Arrow with canonical types, missing values as nulls (never NaN or the text 'nan').
+
+    A text categorical becomes a dictionary array over `dictionaries[name]` when given (DuckDB reads it
+    as text without the text being written out per row), else plain text.
+    """
     arrays = []
     for name in df.columns:
         col, kind = df[name], CANONICAL_DTYPES.get(str(name))
-        if kind == "timestamp":
+        if _text_categorical(col):
+            codes = col.cat.codes.to_numpy()
+            if dictionaries is not None and name in dictionaries:
+                indices = pa.array(codes, mask=codes < 0)
+                arrays.append(pa.DictionaryArray.from_arrays(indices, dictionaries[name]))
+            else:
+                arrays.append(pa.array(col.astype("str"), type=pa.string(), from_pandas=True))
+        elif kind == "timestamp":
             # Naive UTC values plus a UTC type: the tz-aware route warns on pandas 3.
             values = col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
             arrays.append(pa.array(values, type=_ARROW_TYPES[kind], from_pandas=True))
@@ -161,8 +185,9 @@ def _register_duckdb(con: Any, name: str, df: pd.DataFrame) -> ir.Table:
     """
     db = con.con
     target = '"' + name.replace('"', '""') + '"'
+    dictionaries = {str(c): _arrow_dictionary(df[c]) for c in df.columns if _text_categorical(df[c])}
     for start in range(0, max(len(df), 1), _DUCKDB_SLICE_ROWS):
-        db.register("_slice", _arrow(canonical_frame(df.iloc[start:start + _DUCKDB_SLICE_ROWS])))
+        db.register("_slice", _arrow(canonical_frame(df.iloc[start:start + _DUCKDB_SLICE_ROWS]), dictionaries))
         if start == 0:
             db.execute(f"CREATE OR REPLACE TABLE {target} AS FROM _slice")
         else:

@@ -221,3 +221,21 @@ def test_register_gives_canonical_dtypes_and_leaves_the_input_untouched(duck):
 def test_connect_refuses_an_unknown_engine_naming_the_allowed_ones():
     with pytest.raises(ValueError, match="unknown engine 'postgres'; allowed: duckdb, spark"):
         connect("postgres")
+
+
+def test_text_categoricals_register_as_the_same_text_across_slices(duck, monkeypatch):
+    import pipeline.engine as engine
+
+    monkeypatch.setattr(engine, "_DUCKDB_SLICE_ROWS", 3)  # 4 slices, every one a dictionary array
+    plain = pd.DataFrame({
+        "customer_id": ["b", "a", None, "c", "a", "b", "b", "c", "a", "a"],
+        "timestamp": pd.date_range("2024-01-01", periods=10, freq="h", tz="UTC"),
+        "event_type": ["purchase", "page_view"] * 5,
+        "revenue": [1.0, None] * 5,
+    })
+    encoded = plain.astype({"customer_id": "category", "event_type": "category"})
+    got_plain = register(duck, "plain", plain).execute()
+    table = register(duck, "encoded", encoded)
+    assert str(table.schema()["customer_id"]) == "string"
+    assert_frame_equal(table.execute(), got_plain)
+    assert got_plain["customer_id"].isna().sum() == 1
