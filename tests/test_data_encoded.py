@@ -177,3 +177,12 @@ def test_duplicate_rows_are_found_exactly_as_pandas_finds_them(seed):
     expected = frame.duplicated(keep="first")
     pd.testing.assert_series_equal(found, expected, check_names=False)
     assert 0 < found.sum() < n  # both kinds of rows are there
+
+
+def test_text_timestamps_parsed_in_slices_equal_those_parsed_whole(monkeypatch):
+    text = RAW["timestamp"].astype("str").where(RAW["timestamp"].notna(), None)
+    whole = data.parse_timestamps(text, "Europe/London")
+    monkeypatch.setattr(data, "_PARSE_ROWS", 3)  # 5 slices: offsets, naive, unreadable and clock changes mixed
+    sliced = data.parse_timestamps(text, "Europe/London")
+    pd.testing.assert_series_equal(sliced, whole)
+    assert whole.isna().sum() == 2 and whole.notna().sum() == len(text) - 2
