@@ -16,6 +16,9 @@ its own:
                between purchase days (the timed part; reading the Parquet is timed apart);
   duckdb_scan  SELECT customer_id, count(*), max(timestamp) FROM read_parquet(...) GROUP BY customer_id.
 
+With --csv, load_dataset is also timed on a CSV export of the same events (written once to the
+cache), where every cell arrives as text: the shape of most users' exports.
+
 The columns both the project and pandas make are compared (they must agree within 1e-6), then
 bench/results/features.json is written and a markdown table printed. Peak RSS is the process high
 -water mark (VmHWM); on Linux it is also reset between phases to give each phase's own peak.
@@ -349,6 +352,36 @@ def run_duckdb_scan(folder: Path, repeat: int) -> dict[str, Any]:
     }
 
 
+def run_csv_load(folder: Path) -> dict[str, Any]:
+    """Times load_dataset on a CSV export of the events: every timestamp and number is text to parse."""
+    import duckdb
+
+    from pipeline.config import load_params
+    from pipeline.data import load_dataset
+
+    csv_folder = folder / "csv"
+    if not (csv_folder / "events.csv").is_file():
+        csv_folder.mkdir(exist_ok=True)
+        partial = csv_folder / "events.csv.partial"
+        with duckdb.connect() as con:
+            con.execute(f"COPY (FROM read_parquet('{folder / 'events.parquet'}')) TO '{partial}' (HEADER)")
+        partial.rename(csv_folder / "events.csv")
+    rss = PeakRss()
+    rss.end_phase("imports")
+    start = time.perf_counter()
+    dataset = load_dataset(str(csv_folder / "events.csv"), load_params(None, []))
+    seconds = round(time.perf_counter() - start, 3)
+    rss.end_phase("load_dataset")
+    return {
+        "events": len(dataset.events),
+        "csv_mb": round((csv_folder / "events.csv").stat().st_size / 2**20, 1),
+        "load_dataset_seconds": seconds,
+        "events_frame_mb": round(dataset.events.memory_usage(deep=True).sum() / 2**20, 1),
+        "phase_peak_rss_mb": rss.phases,
+        "peak_rss_mb": rss.peak_mb(),
+    }
+
+
 def run_profile(folder: Path) -> dict[str, Any]:
     """Per family: time of its query alone (to Arrow) and of the Arrow -> pandas conversion; plus the rest."""
     from features.build import (
@@ -527,6 +560,12 @@ def markdown(result: dict[str, Any]) -> str:
         "(other work on the machine slows every variant)."
     )
     lines += ["", machine]
+    if "csv_load" in result:
+        c = result["csv_load"]
+        csv_line = (f"load_dataset on a CSV export of the same events ({c['csv_mb']:,.0f} MB, every cell text): "
+                    f"{c['load_dataset_seconds']:.1f} s, peak RSS {c['peak_rss_mb']:,.0f} MB; validated events "
+                    f"frame {c['events_frame_mb']:,.0f} MB.")
+        lines += ["", csv_line]
     if "profile" in result:
         prof = result["profile"]
         lines += ["", "| family (profile, alone) | query (s) | query CPU (s) | to pandas (s) | columns |",
@@ -546,8 +585,9 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=3, help="timed runs per variant; the best is reported (default 3)"
     )
     parser.add_argument("--profile", action="store_true", help="also time each feature family's query on its own")
+    parser.add_argument("--csv", action="store_true", help="also time load_dataset on a CSV export of the events")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON result")
-    parser.add_argument("--variant", choices=(*VARIANTS, "simulate", "profile"), help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=(*VARIANTS, "simulate", "profile", "csv_load"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -562,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
             out = run_pandas(folder, args.repeat, folder / "bench_pandas_features.parquet")
         elif args.variant == "duckdb_scan":
             out = run_duckdb_scan(folder, args.repeat)
+        elif args.variant == "csv_load":
+            out = run_csv_load(folder)
         else:
             out = run_profile(folder)
         out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -628,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.profile:
         result["profile"] = _child(args, "profile", [])
+    if args.csv:
+        result["csv_load"] = _child(args, "csv_load", [])
     from pipeline.io import write_text_atomic
 
     write_text_atomic(json.dumps(result, indent=2) + "\n", args.out)
