@@ -186,3 +186,26 @@ def test_text_timestamps_parsed_in_slices_equal_those_parsed_whole(monkeypatch):
     sliced = data.parse_timestamps(text, "Europe/London")
     pd.testing.assert_series_equal(sliced, whole)
     assert whole.isna().sum() == 2 and whole.notna().sum() == len(text) - 2
+
+
+def test_a_column_empty_in_the_first_slice_and_an_enum_column_load_as_text(tmp_path, monkeypatch):
+    import duckdb
+
+    db = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TYPE kind AS ENUM ('page_view', 'purchase')")
+        con.execute("""
+            CREATE TABLE events AS
+            SELECT 'c' || (i % 5) AS customer_id,
+                   TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_hours(i) AS timestamp,
+                   (CASE WHEN i % 3 = 0 THEN 'purchase' ELSE 'page_view' END)::kind AS event_type,
+                   CASE WHEN i >= 8 THEN 'web' END AS channel
+            FROM range(20) t(i)
+        """)
+    monkeypatch.setattr(data, "_FETCH_ROWS", 4)  # the first slice has no channel at all
+    events = load_dataset(str(db), params()).events
+    assert len(events) == 20
+    assert events["channel"].isna().sum() == 8
+    assert list(events["channel"].cat.categories) == ["web"]
+    assert list(events["event_type"].cat.categories) == ["page_view", "purchase"]
+    assert (events["event_type"] == "purchase").sum() == 7
