@@ -43,6 +43,18 @@ class RunConfig(_Section):
         "duckdb", description="Where features are computed: in-process DuckDB, or PySpark for data beyond one machine."
     )
     spark_master: str = Field("local[*]", description="Spark master URL when engine is spark.")
+    spark_conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Spark settings for the session when engine is spark, e.g. {spark.driver.memory: 8g, "
+        "spark.sql.shuffle.partitions: 64}. Settings read when Spark starts (driver memory) take effect only "
+        "if no Spark session is running in the process yet.",
+    )
+    spark_staging_dir: str | None = Field(
+        None,
+        description="Directory the driver and every executor can read (a shared mount) where the validated "
+        "tables, and the feature rows `score` spreads, are written as Parquet for Spark to read. Empty: a "
+        "temporary directory with a local master; with another master, they go through the driver's memory.",
+    )
     reference_time: datetime | None = Field(
         None,
         description="The run's 'now': events after it are future events (see validation.future_event). "

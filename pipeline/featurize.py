@@ -48,11 +48,12 @@ def register_dataset(dataset: Dataset, params: Params) -> EngineTables:
     The engine holds its own copy afterwards, so a caller that keeps no other use for the pandas
     frames can drop the dataset and roughly halve the memory the feature build needs.
     """
-    con = connect(params.run.engine, params.run.spark_master)
+    con = connect(params.run.engine, params.run.spark_master, params.run.spark_conf)
+    staging = params.run.spark_staging_dir
     return EngineTables(
-        events=register(con, "events", dataset.events),
-        customers=register(con, "customers", dataset.customers) if dataset.customers is not None else None,
-        catalog=register(con, "catalog", dataset.catalog) if dataset.catalog is not None else None,
+        events=register(con, "events", dataset.events, staging),
+        customers=register(con, "customers", dataset.customers, staging) if dataset.customers is not None else None,
+        catalog=register(con, "catalog", dataset.catalog, staging) if dataset.catalog is not None else None,
     )
 
 

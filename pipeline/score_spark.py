@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from models.bundle import SegmentationBundle
 from pipeline.config import Params
-from pipeline.engine import connect
+from pipeline.engine import connect, spark_dataframe
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def score_on_spark(bundle: SegmentationBundle, features: pd.DataFrame, customers
 
     if not len(features):
         raise ValueError("no customers to score: the data has no customer with an event before the cutoff")
-    session = connect("spark", params.run.spark_master)._session
+    session = connect("spark", params.run.spark_master, params.run.spark_conf)._session
     _ship_code(session)
     schema = _output_schema(bundle, features, customers, cutoff, reasons)
     columns = schema.names
@@ -118,7 +118,10 @@ def score_on_spark(bundle: SegmentationBundle, features: pd.DataFrame, customers
             yield scored[columns]
 
     frame = features.reset_index()
-    source = session.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
+    # Staged as Parquet when there is a place to (see pipeline.engine): a million customers' feature
+    # rows (about 1.3 GB) would otherwise have to fit in the driver's JVM heap.
+    source = spark_dataframe(session, pa.Table.from_pandas(frame, preserve_index=False), "features",
+                             params.run.spark_staging_dir)
     n = partitions or max(1, min(session.sparkContext.defaultParallelism * 2, len(frame) // 20_000 + 1))
     scored = (source.repartitionByRange(n, "customer_id")
               .mapInPandas(score_batches, from_arrow_schema(schema))

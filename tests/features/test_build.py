@@ -226,7 +226,7 @@ def test_connect_refuses_an_unknown_engine_naming_the_allowed_ones():
 def test_text_categoricals_register_as_the_same_text_across_slices(duck, monkeypatch):
     import pipeline.engine as engine
 
-    monkeypatch.setattr(engine, "_DUCKDB_SLICE_ROWS", 3)  # 4 slices, every one a dictionary array
+    monkeypatch.setattr(engine, "_SLICE_ROWS", 3)  # 4 slices, every one a dictionary array
     plain = pd.DataFrame({
         "customer_id": ["b", "a", None, "c", "a", "b", "b", "c", "a", "a"],
         "timestamp": pd.date_range("2024-01-01", periods=10, freq="h", tz="UTC"),
@@ -239,3 +239,32 @@ def test_text_categoricals_register_as_the_same_text_across_slices(duck, monkeyp
     assert str(table.schema()["customer_id"]) == "string"
     assert_frame_equal(table.execute(), got_plain)
     assert got_plain["customer_id"].isna().sum() == 1
+
+
+def test_spark_reads_registered_tables_from_parquet_equal_to_duckdb(duck, spark, monkeypatch, tmp_path):
+    import pipeline.engine as engine
+
+    monkeypatch.setattr(engine, "_SLICE_ROWS", 4)  # 3 Parquet row groups, the last with no channel at all
+    frame = pd.DataFrame({
+        "customer_id": pd.Series(["b", "a", None, "c", "a", "b", "b", "c", "a", "a"], dtype="category"),
+        "timestamp": pd.date_range("2024-01-01", periods=10, freq="h", tz="UTC"),
+        "event_type": ["purchase", "page_view"] * 5,
+        "channel": ["web", None, "app", "web", None, "app", "web", "app", None, None],
+        "revenue": [1.0, None] * 5,
+    })
+    staged = register(spark, "staged_events", frame, spark_staging_dir=str(tmp_path))
+    files = list(tmp_path.glob("pipeline-spark-*/staged_events-*.parquet"))
+    assert len(files) == 1 and not list(tmp_path.glob("**/*.partial"))
+    expected = register(duck, "staged_events", frame).execute()
+    got = staged.execute().sort_values("timestamp").reset_index(drop=True)
+    assert_frame_equal(got, expected, check_dtype=False)
+    assert str(staged.schema()["timestamp"]).startswith("timestamp")
+
+
+def test_spark_tables_go_through_the_driver_only_without_a_shared_place_to_stage():
+    from pipeline.engine import _staging_folder
+
+    assert _staging_folder(None, "spark://spark-master:7077") is None
+    assert _staging_folder(None, "yarn") is None
+    local = _staging_folder(None, "local[4]")
+    assert local is not None and local.is_dir() and local == _staging_folder(None, "local[*]")
