@@ -17,7 +17,10 @@ its own:
   duckdb_scan  SELECT customer_id, count(*), max(timestamp) FROM read_parquet(...) GROUP BY customer_id.
 
 With --csv, load_dataset is also timed on a CSV export of the same events (written once to the
-cache), where every cell arrives as text: the shape of most users' exports.
+cache), where every cell arrives as text: the shape of most users' exports. With --spark, the same
+build runs on a local Spark session (engine: spark, default settings, once: it is slow on few
+cores), timing the hand-over and the build, with the driver's and Spark's JVM peak memory and the
+largest difference from the DuckDB frame.
 
 The columns both the project and pandas make are compared (they must agree within 1e-6), then
 bench/results/features.json is written and a markdown table printed. Peak RSS is the process high
@@ -382,6 +385,82 @@ def run_csv_load(folder: Path) -> dict[str, Any]:
     }
 
 
+def _jvm_peak_mb() -> float | None:
+    """The peak RSS of this process's Java descendants (Spark's driver JVM in local mode), in MB."""
+    peaks, family, todo = [], [], [str(os.getpid())]
+    while todo:
+        children = subprocess.run(["pgrep", "-P", todo.pop()], capture_output=True, text=True, check=False)
+        todo += children.stdout.split()
+        family += children.stdout.split()
+    for pid in family:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                kb = next((float(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0.0)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"java" in f.read():
+                    peaks.append(kb / 1024)
+        except OSError:
+            continue
+    return round(max(peaks), 1) if peaks else None
+
+
+def run_spark(folder: Path) -> dict[str, Any]:
+    """Builds every feature on a local Spark session from the registered tables, as engine: spark does."""
+    from features.build import build_features
+    from features.config import FeaturesConfig
+    from pipeline.config import load_params
+    from pipeline.data import load_dataset
+    from pipeline.engine import connect, register, release_unused_memory
+
+    rss = PeakRss()
+    params = load_params(None, ["run.engine=spark"])
+    dataset = load_dataset(str(folder), params)
+    cutoff = cutoff_after(dataset.events)
+    n_events = len(dataset.events)
+    rss.end_phase("load_dataset")
+    start = time.perf_counter()
+    con = connect("spark", params.run.spark_master, params.run.spark_conf)
+    start_seconds = round(time.perf_counter() - start, 3)
+    start = time.perf_counter()
+    tables = {name: register(con, name, frame, params.run.spark_staging_dir)
+              for name, frame in (("events", dataset.events), ("customers", dataset.customers),
+                                  ("catalog", dataset.catalog)) if frame is not None}
+    register_seconds = round(time.perf_counter() - start, 3)
+    del dataset
+    release_unused_memory()
+    rss.end_phase("register")
+    (result,), seconds, cpu = _timed(
+        lambda: (build_features(tables["events"], cutoff, FeaturesConfig(), customers=tables.get("customers"),
+                                catalog=tables.get("catalog")),), 1)
+    rss.end_phase("build_features")
+    duck = pd.read_parquet(folder / "bench_project_features.parquet").set_index("customer_id")
+    frame = result.frame
+    worst = 0.0
+    for column in duck.columns:
+        a, b = frame[column].reindex(duck.index), duck[column]
+        if not pd.api.types.is_numeric_dtype(b):
+            worst = max(worst, float(((a != b) & ~(a.isna() & b.isna())).any()))
+            continue
+        a, b = a.astype("float64").to_numpy(), b.astype("float64").to_numpy()
+        diff = np.where(np.isnan(a) & np.isnan(b), 0.0, np.abs(a - b) / np.maximum(1.0, np.abs(np.nan_to_num(b))))
+        worst = max(worst, float(np.nan_to_num(diff, nan=np.inf).max()))
+    return {
+        "events": n_events,
+        "master": params.run.spark_master,
+        "session_start_seconds": start_seconds,
+        "register_seconds": register_seconds,
+        "seconds_all": seconds,
+        "cpu_seconds_all": cpu,
+        "rows": len(frame),
+        "columns": frame.shape[1],
+        "same_customers_as_duckdb": bool(frame.index.sort_values().equals(duck.index.sort_values())),
+        "max_relative_difference_from_duckdb": worst,
+        "phase_peak_rss_mb": rss.phases,
+        "peak_rss_mb": rss.peak_mb(),
+        "jvm_peak_rss_mb": _jvm_peak_mb(),
+    }
+
+
 def run_profile(folder: Path) -> dict[str, Any]:
     """Per family: time of its query alone (to Arrow) and of the Arrow -> pandas conversion; plus the rest."""
     from features.build import (
@@ -566,6 +645,13 @@ def markdown(result: dict[str, Any]) -> str:
                     f"{c['load_dataset_seconds']:.1f} s, peak RSS {c['peak_rss_mb']:,.0f} MB; validated events "
                     f"frame {c['events_frame_mb']:,.0f} MB.")
         lines += ["", csv_line]
+    if "spark" in result:
+        k = result["spark"]
+        spark_line = (f"Spark ({k['master']}, default settings, one run): hand-over {k['register_seconds']:.1f} s, "
+                      f"build {min(k['seconds_all']):.1f} s ({min(k['cpu_seconds_all']):.1f} s CPU in Python); "
+                      f"driver peak {k['peak_rss_mb']:,.0f} MB, JVM peak {k['jvm_peak_rss_mb'] or float('nan'):,.0f} MB; "
+                      f"largest relative difference from DuckDB {k['max_relative_difference_from_duckdb']:.1e}.")
+        lines += ["", spark_line]
     if "profile" in result:
         prof = result["profile"]
         lines += ["", "| family (profile, alone) | query (s) | query CPU (s) | to pandas (s) | columns |",
@@ -586,8 +672,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", action="store_true", help="also time each feature family's query on its own")
     parser.add_argument("--csv", action="store_true", help="also time load_dataset on a CSV export of the events")
+    parser.add_argument("--spark", action="store_true", help="also build the features on a local Spark session")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON result")
-    parser.add_argument("--variant", choices=(*VARIANTS, "simulate", "profile", "csv_load"), help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=(*VARIANTS, "simulate", "profile", "csv_load", "spark"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -604,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
             out = run_duckdb_scan(folder, args.repeat)
         elif args.variant == "csv_load":
             out = run_csv_load(folder)
+        elif args.variant == "spark":
+            out = run_spark(folder)
         else:
             out = run_profile(folder)
         out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -672,6 +761,8 @@ def main(argv: list[str] | None = None) -> int:
         result["profile"] = _child(args, "profile", [])
     if args.csv:
         result["csv_load"] = _child(args, "csv_load", [])
+    if args.spark:
+        result["spark"] = _child(args, "spark", [])
     from pipeline.io import write_text_atomic
 
     write_text_atomic(json.dumps(result, indent=2) + "\n", args.out)
