@@ -157,3 +157,18 @@ def test_commented_params_list_the_values_that_differ_from_the_built_in_defaults
     # a user mapping is compared whole, not key by key
     audiences = defaults_yaml(load_params(empty, ["scoring.audiences={}"]))
     assert [line for line in audiences.splitlines() if line.startswith("#   ")][0].startswith("#   scoring.audiences: {}")
+
+
+def test_spark_conf_and_staging_dir_reach_the_engine(monkeypatch, tmp_path):
+    import pipeline.featurize as featurize
+
+    calls: dict[str, object] = {}
+    monkeypatch.setattr(featurize, "connect", lambda *args: calls.setdefault("connect", args) and "con")
+    monkeypatch.setattr(featurize, "register", lambda con, name, df, staging: calls.setdefault(name, staging))
+    params = load_params(None, ["run.engine=spark", "run.spark_master=local[3]",
+                                "run.spark_conf={spark.driver.memory: 8g, spark.sql.shuffle.partitions: 64}",
+                                f"run.spark_staging_dir={tmp_path}"])
+    dataset = type("D", (), {"events": object(), "customers": None, "catalog": object()})()
+    featurize.register_dataset(dataset, params)
+    assert calls["connect"] == ("spark", "local[3]", {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": 64})
+    assert calls["events"] == calls["catalog"] == str(tmp_path) and "customers" not in calls
