@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 
 def write_atomic(path: Path, writer: Callable[[Path], None]) -> Path:
@@ -30,6 +32,18 @@ def write_atomic(path: Path, writer: Callable[[Path], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """Returns pa.Table.from_pandas(frame) without its index, quietly.
+
+    pyarrow reads a tz-aware column through Series.values, which pandas 3.1 deprecates with a
+    warning that every `score` printed. The values it reads are right (UTC instants, tz kept in the
+    Arrow type); the warning is pyarrow's to act on, not a user's.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
+        return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from models.activation import at_risk_summary, compare_scores, select_audience
@@ -29,7 +28,7 @@ from pipeline import tracking
 from pipeline.config import Params
 from pipeline.data import Dataset, load_dataset
 from pipeline.featurize import features_for, parse_cutoff
-from pipeline.io import write_atomic
+from pipeline.io import arrow_table, write_atomic
 from pipeline.train import data_digest
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ def write_scores(parts: Iterator[pd.DataFrame], out: Path, fmt: Literal["parquet
         writer = None
         try:
             for part in parts:
-                table = pa.Table.from_pandas(part, preserve_index=False)
+                table = arrow_table(part)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table.cast(writer.schema))

@@ -23,6 +23,7 @@ import pyarrow as pa
 from models.bundle import SegmentationBundle
 from pipeline.config import Params
 from pipeline.engine import connect, spark_dataframe
+from pipeline.io import arrow_table
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _output_schema(bundle: SegmentationBundle, features: pd.DataFrame, customers
 
     sample = with_model(bundle, bundle.score(features.head(50), customers=customers, cutoff=cutoff,
                                              reasons=reasons)).reset_index()
-    schema = pa.Schema.from_pandas(sample, preserve_index=False)
+    schema = arrow_table(sample).schema
     fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in schema]
     return pa.schema(fields)
 
@@ -120,7 +121,7 @@ def score_on_spark(bundle: SegmentationBundle, features: pd.DataFrame, customers
     frame = features.reset_index()
     # Staged as Parquet when there is a place to (see pipeline.engine): a million customers' feature
     # rows (about 1.3 GB) would otherwise have to fit in the driver's JVM heap.
-    source = spark_dataframe(session, pa.Table.from_pandas(frame, preserve_index=False), "features",
+    source = spark_dataframe(session, arrow_table(frame), "features",
                              params.run.spark_staging_dir)
     n = partitions or max(1, min(session.sparkContext.defaultParallelism * 2, len(frame) // 20_000 + 1))
     scored = (source.repartitionByRange(n, "customer_id")
