@@ -28,7 +28,7 @@ from pipeline import tracking
 from pipeline.config import Params
 from pipeline.data import Dataset, load_dataset
 from pipeline.featurize import features_for, parse_cutoff
-from pipeline.io import arrow_table, write_atomic
+from pipeline.io import arrow_table, write_atomic, write_parquet_atomic
 from pipeline.train import data_digest
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def write_table(frame: pd.DataFrame, path: Path, fmt: Literal["parquet", "csv"])
     if fmt == "csv":
         write_atomic(path, lambda tmp: neutralise_formulas(frame).to_csv(tmp, index=False))
     else:
-        write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        write_parquet_atomic(frame, path)
 
 
 class _Keep:

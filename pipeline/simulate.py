@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.schema import EVENT_TYPES, JOURNEY_STAGES, PERSONAS, check_timezone, column_names
-from pipeline.io import write_atomic
+from pipeline.io import write_atomic, write_parquet_atomic
 
 # --------------------------------------------------------------------------- vocabularies
 
@@ -1296,7 +1296,7 @@ def write_simulation(sim: SimulatedData, out_dir: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for attr, name in _FILES.items():
         frame: pd.DataFrame = getattr(sim, attr)
-        paths[name.removesuffix(".parquet")] = write_atomic(out / name, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+        paths[name.removesuffix(".parquet")] = write_parquet_atomic(frame, out / name)
     meta = {
         "format": FORMAT,
         "config": sim.config.model_dump(mode="json"),

@@ -96,6 +96,10 @@ def log_dataset(events: pd.DataFrame, digest: str, source: str) -> None:
     import mlflow.data
 
     sample = events.head(1000)  # schema and profile only: the digest names the full data
+    # Instants as naive UTC: MLflow records the same datetime schema, without pyarrow reading the
+    # tz-aware column through the Series.values route pandas 3.1 warns about.
+    sample = sample.assign(**{c: sample[c].dt.tz_convert(None) for c in sample.columns
+                              if isinstance(sample[c].dtype, pd.DatetimeTZDtype)})
     with warnings.catch_warnings():
         # A local path reads as two kinds of local source to MLflow, which says so on every run.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
