@@ -56,6 +56,9 @@ TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
     "catalog": CATALOG_COLUMNS,
 }
 
+# Canonical column name -> dtype, over every canonical table (a name has one dtype everywhere).
+COLUMN_DTYPES: dict[str, str] = {c.name: c.dtype for cols in TABLE_COLUMNS.values() for c in cols}
+
 # Canonical event types, grouped by what they tell about a customer. Feature families look for
 # these names; a user's own names are mapped onto them in params.yaml (data.events.event_types).
 EVENT_TYPES: dict[str, str] = {

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.schema import EVENT_TYPES, TABLE_COLUMNS, column_names, required_columns
+from features.schema import COLUMN_DTYPES, EVENT_TYPES, TABLE_COLUMNS, column_names, required_columns
 from pipeline.config import DataConfig, Params, TableMapping, ValidationConfig
 
 TABLES = ("events", "customers", "catalog")
@@ -31,7 +31,6 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DUCKDB_SUFFIXES = (".duckdb", ".db")
 NUMERIC = {name for t in TABLE_COLUMNS.values() for c in t if c.dtype == "float" for name in [c.name]}
-CANONICAL_TYPES = {c.name: c.dtype for t in TABLE_COLUMNS.values() for c in t}
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _FLOATY_ID = re.compile(r"^-?\d+\.0+$")
 _FLAGS = {"true": 1.0, "yes": 1.0, "y": 1.0, "false": 0.0, "no": 0.0, "n": 0.0}
@@ -318,12 +317,21 @@ def _categorical(column: pa.ChunkedArray) -> pd.Categorical:
     Sorted here, in Arrow, so that the cleaning steps after it find nothing to recode on a clean export.
     """
     column = column.unify_dictionaries()  # one dictionary for every slice: the distinct values, once each
-    dictionary = column.chunk(0).dictionary
-    order = pc.sort_indices(dictionary).to_numpy()  # byte order of UTF-8: code-point order, as Python's
-    rank = np.empty(len(order) + 1, dtype=np.int32)
-    rank[order], rank[-1] = np.arange(len(order), dtype=np.int32), -1  # the last slot is what -1 picks
+    categories, rank = _sorted_dictionary(column.chunk(0).dictionary)
     codes = np.concatenate([rank[pc.fill_null(chunk.indices, -1).to_numpy()] for chunk in column.chunks])
-    return pd.Categorical.from_codes(codes, categories=_categories(dictionary.take(order)))
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def _sorted_dictionary(distinct: pa.Array | pa.ChunkedArray) -> tuple[pd.Index, np.ndarray]:
+    """Returns distinct text values in sorted order, and the lookup from an old code to its new one.
+
+    The order is UTF-8 byte order, which is code-point order, as Python's. The lookup's last slot
+    is what code -1 (missing) picks, and it stays -1.
+    """
+    order = pc.sort_indices(distinct).to_numpy()
+    rank = np.empty(len(order) + 1, dtype=np.int32)
+    rank[order], rank[-1] = np.arange(len(order), dtype=np.int32), -1
+    return _categories(distinct.take(pa.array(order))), rank
 
 
 def _is_text_type(kind: pa.DataType) -> bool:
@@ -407,18 +415,6 @@ def _categories(values: Any) -> pd.Index:
     return pd.Index(values, dtype=TEXT).rename(None)
 
 
-def _sorted_and_used(values: pd.Series) -> bool:
-    """Whether a categorical already has text categories in sorted order, each held by some row."""
-    categories = values.cat.categories
-    if categories.dtype != TEXT or categories.name is not None:
-        return False
-    text = pa.array(categories.array)
-    if len(text) > 1 and pc.any(pc.greater_equal(text[:-1], text[1:])).as_py():
-        return False
-    codes = values.cat.codes.to_numpy()
-    return bool((np.bincount(codes[codes >= 0], minlength=len(categories)) > 0).all())
-
-
 def as_sorted_categorical(values: pd.Series) -> pd.Series:
     """Returns text as a categorical whose categories are the values rows hold, in sorted order.
 
@@ -426,21 +422,18 @@ def as_sorted_categorical(values: pd.Series) -> pd.Series:
     input or on how it was read, and sorting by it sorts by the text.
     """
     if _is_categorical(values):
-        if _sorted_and_used(values):
-            return values
         distinct, codes = _distinct_and_codes(values)
-        distinct = distinct.astype(TEXT)
-        order = distinct.argsort(kind="stable").to_numpy()  # Arrow's sort: code-point order, as Python's
-        rank = np.empty(len(order) + 1, dtype=np.int64)
-        rank[order], rank[-1] = np.arange(len(order)), -1
-        categories = _categories(distinct.iloc[order])
-        return pd.Series(pd.Categorical.from_codes(rank[codes], categories=categories), index=values.index,
-                         name=values.name)
-    codes, uniques = pd.factorize(values.astype(TEXT), sort=True)
-    return pd.Series(pd.Categorical.from_codes(codes, categories=_categories(uniques)), index=values.index,
-                     name=values.name)
-
-
+        text = pa.array(distinct.astype(TEXT).array)
+        if (len(distinct) == len(values.cat.categories) and values.cat.categories.dtype == TEXT
+                and values.cat.categories.name is None
+                and not (len(text) > 1 and pc.any(pc.greater_equal(text[:-1], text[1:])).as_py())):
+            return values  # already sorted, every category held by a row
+        categories, rank = _sorted_dictionary(text)
+        categorical = pd.Categorical.from_codes(rank[codes], categories=categories)
+    else:
+        codes, uniques = pd.factorize(values.astype(TEXT), sort=True)
+        categorical = pd.Categorical.from_codes(codes, categories=_categories(uniques))
+    return pd.Series(categorical, index=values.index, name=values.name)
 
 
 def clean_text(values: pd.Series, empty_as_missing: bool = True) -> pd.Series:
@@ -691,9 +684,9 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
             "map them in data.events.event_types: {<your name>: <canonical type>}",
         )
     else:
-        out["event_type"] = pd.Series(pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8),
-                                                                categories=pd.Index([mapping.default_event_type], dtype=TEXT)),
-                                      index=df.index)
+        every_row = np.zeros(len(df), dtype=np.int8)  # code 0 of the one category
+        default = pd.Categorical.from_codes(every_row, categories=_categories([mapping.default_event_type]))
+        out["event_type"] = pd.Series(default, index=df.index)
         tr.notes.append(f"no event_type column: every row is a {mapping.default_event_type!r} event")
 
     numeric_bad = pd.Series(False, index=df.index)
@@ -753,7 +746,7 @@ def _validate_events(df: pd.DataFrame, mapping: Any, cfg: DataConfig, policies: 
                         f"({int(neg.sum()):,} before the row rules)")
     out = out[~rules.bad] if rules.bad.any() else out  # no copy of every row when none is dropped
     for col in out.columns:  # categories: the values of the rows kept, sorted
-        if CANONICAL_TYPES.get(col) == "string":
+        if COLUMN_DTYPES.get(col) == "string":
             out[col] = as_sorted_categorical(out[col])
     return out
 
@@ -863,7 +856,7 @@ def _fill_from_catalog(events: pd.DataFrame, catalog: pd.DataFrame | None) -> pd
         return events
     if "category" in events.columns and not (events["category"].isna() & events["product_id"].notna()).any():
         return events  # every event with a product names its category already
-    lookup = catalog.drop_duplicates("product_id").set_index("product_id")["category"]
+    lookup = catalog.set_index("product_id")["category"]  # validated: product_id is unique
     products, codes = _distinct_and_codes(as_sorted_categorical(events["product_id"]))
     from_catalog = _spread_text(products.map(lookup), codes, events.index)  # looked up once per product
     if "category" not in events.columns:
@@ -885,9 +878,7 @@ def _sorted_by_time(events: pd.DataFrame) -> pd.DataFrame:
     """
     if len(events) == 0:
         return events.reset_index(drop=True)
-    customer = events["customer_id"]
-    customer_key = (customer.cat.codes.to_numpy() if _is_categorical(customer)
-                    else pd.factorize(customer, sort=True)[0])
+    customer_key = events["customer_id"].cat.codes.to_numpy()  # sorted categories: code order is text order
     order = np.lexsort((customer_key, events["timestamp"].to_numpy(dtype="datetime64[us]").view("int64")))
     if (order[1:] > order[:-1]).all():
         return events.reset_index(drop=True)  # already in order: no copy

@@ -18,12 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.schema import TABLE_COLUMNS
+from features.schema import COLUMN_DTYPES
 
 Engine = Literal["duckdb", "spark"]
 
-# Canonical column name -> dtype, over every canonical table (a name has one dtype everywhere).
-CANONICAL_DTYPES: dict[str, str] = {c.name: c.dtype for cols in TABLE_COLUMNS.values() for c in cols}
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -102,7 +100,7 @@ def canonical_frame(df: pd.DataFrame) -> pd.DataFrame:
     """
     out = df.copy(deep=False)  # columns are replaced, never written into (copy-on-write): no need to copy data
     for name in out.columns:
-        kind = CANONICAL_DTYPES.get(str(name))
+        kind = COLUMN_DTYPES.get(str(name))
         if kind == "timestamp":
             try:
                 out[name] = pd.to_datetime(out[name], utc=True, format="ISO8601")
@@ -145,7 +143,7 @@ def _arrow(df: pd.DataFrame, dictionaries: dict[str, pa.Array] | None = None) ->
     """
     arrays = []
     for name in df.columns:
-        col, kind = df[name], CANONICAL_DTYPES.get(str(name))
+        col, kind = df[name], COLUMN_DTYPES.get(str(name))
         if _text_categorical(col):
             codes = col.cat.codes.to_numpy()
             if dictionaries is not None and name in dictionaries:
