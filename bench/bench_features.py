@@ -387,10 +387,10 @@ def run_csv_load(folder: Path) -> dict[str, Any]:
 
 def _jvm_peak_mb() -> float | None:
     """The peak RSS of this process's Java descendants (Spark's driver JVM in local mode), in MB."""
-    peaks, family, todo = [], [], [str(os.getpid())]
-    while todo:
-        children = subprocess.run(["pgrep", "-P", todo.pop()], capture_output=True, text=True, check=False)
-        todo += children.stdout.split()
+    peaks, family, pending = [], [], [str(os.getpid())]
+    while pending:
+        children = subprocess.run(["pgrep", "-P", pending.pop()], capture_output=True, text=True, check=False)
+        pending += children.stdout.split()
         family += children.stdout.split()
     for pid in family:
         try:

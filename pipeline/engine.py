@@ -10,7 +10,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import ibis
 import ibis.expr.types as ir
@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.schema import COLUMN_DTYPES
+from pipeline.io import write_atomic
 
 Engine = Literal["duckdb", "spark"]
 
@@ -186,28 +187,26 @@ def _register_spark(con: Any, name: str, df: pd.DataFrame, staging_dir: str | No
     in a per-process folder removed when the process ends.
     """
     session = con._session  # Ibis' PySpark backend has no public accessor for its session
-    folder = _staging_folder(staging_dir, session.sparkContext.master)
-    if folder is None:
-        # Straight from Arrow: ibis' own pandas route to Spark turns missing strings into 'NaN' text
-        # and missing floats into NaN values, which SQL does not treat as null.
-        session.createDataFrame(_arrow(canonical_frame(df))).createOrReplaceTempView(name)
-        return con.table(name)
-    path = folder / f"{name}-{uuid.uuid4().hex[:12]}.parquet"
-    _write_parquet(df, path)
-    session.read.parquet(str(path)).createOrReplaceTempView(name)
+    # Straight from Arrow when it goes through the driver: ibis' own pandas route to Spark turns missing
+    # strings into 'NaN' text and missing floats into NaN values, which SQL does not treat as null.
+    _spark_frame(session, name, staging_dir, lambda tmp: _write_parquet(_slices(df), tmp),
+                 lambda: _arrow(canonical_frame(df))).createOrReplaceTempView(name)
     return con.table(name)
 
 
 def spark_dataframe(session: Any, table: pa.Table, name: str, staging_dir: str | None = None) -> Any:
     """Returns an Arrow table as a Spark DataFrame, read from a staged Parquet file when there is a
     place to stage it (see _register_spark), else sent through the driver's memory."""
+    return _spark_frame(session, name, staging_dir, lambda tmp: pq.write_table(table, tmp), lambda: table)
+
+
+def _spark_frame(session: Any, name: str, staging_dir: str | None, write: Callable[[Path], None],
+                 arrow: Callable[[], pa.Table]) -> Any:
+    """Stages `write`'s Parquet file and reads it in Spark; without a place to stage, createDataFrame(arrow())."""
     folder = _staging_folder(staging_dir, session.sparkContext.master)
     if folder is None:
-        return session.createDataFrame(table)
-    path = folder / f"{name}-{uuid.uuid4().hex[:12]}.parquet"
-    partial = path.with_name(path.name + ".partial")
-    pq.write_table(table, partial)
-    partial.rename(path)
+        return session.createDataFrame(arrow())
+    path = write_atomic(folder / f"{name}-{uuid.uuid4().hex[:12]}.parquet", write)
     return session.read.parquet(str(path))
 
 
@@ -232,24 +231,30 @@ def _staging_folder(configured: str | None, master: str) -> Path | None:
     return _STAGING[key]
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    """Writes the frame in canonical types, one slice at a time; text categoricals stay dictionary-encoded."""
+def _slices(df: pd.DataFrame) -> Iterator[pa.Table]:
+    """Yields the frame as Arrow tables of canonical types, _SLICE_ROWS rows at a time (one, when empty).
+
+    Text categoricals become dictionary arrays over their categories, converted once for every slice.
+    """
     dictionaries = {str(c): _arrow_dictionary(df[c]) for c in df.columns if _text_categorical(df[c])}
-    partial = path.with_name(path.name + ".partial")
+    for start in range(0, max(len(df), 1), _SLICE_ROWS):
+        yield _arrow(canonical_frame(df.iloc[start:start + _SLICE_ROWS]), dictionaries)
+
+
+def _write_parquet(tables: Iterator[pa.Table], path: Path) -> None:
+    """Writes the tables as one Parquet file, one row group each, in the first table's schema."""
     writer: pq.ParquetWriter | None = None
     try:
-        for start in range(0, max(len(df), 1), _SLICE_ROWS):
-            table = _arrow(canonical_frame(df.iloc[start:start + _SLICE_ROWS]), dictionaries)
+        for table in tables:
             if writer is None:
                 schema = table.schema
-                writer = pq.ParquetWriter(partial, schema)
+                writer = pq.ParquetWriter(path, schema)
             elif table.schema != schema:
                 table = table.cast(schema)  # e.g. a slice whose values are all missing
             writer.write_table(table)
     finally:
         if writer is not None:
             writer.close()
-    partial.rename(path)
 
 
 def _register_duckdb(con: Any, name: str, df: pd.DataFrame) -> ir.Table:
@@ -261,10 +266,9 @@ def _register_duckdb(con: Any, name: str, df: pd.DataFrame) -> ir.Table:
     """
     db = con.con
     target = '"' + name.replace('"', '""') + '"'
-    dictionaries = {str(c): _arrow_dictionary(df[c]) for c in df.columns if _text_categorical(df[c])}
-    for start in range(0, max(len(df), 1), _SLICE_ROWS):
-        db.register("_slice", _arrow(canonical_frame(df.iloc[start:start + _SLICE_ROWS]), dictionaries))
-        if start == 0:
+    for i, piece in enumerate(_slices(df)):
+        db.register("_slice", piece)
+        if i == 0:
             db.execute(f"CREATE OR REPLACE TABLE {target} AS FROM _slice")
         else:
             db.execute(f"INSERT INTO {target} FROM _slice")

@@ -45,7 +45,7 @@ from models.segments import SegmentResult, assign_segments
 from pipeline import plots, tracking
 from pipeline.config import Params
 from pipeline.data import Dataset, load_dataset, read_source, resolve_sources
-from pipeline.engine import connect, register
+from pipeline.featurize import register_dataset
 
 log = logging.getLogger(__name__)
 CUTOFF = "cutoff"
@@ -190,11 +190,8 @@ def train(params: Params, data_path: str | None = None) -> TrainOutcome:
              f"{events['customer_id'].nunique():,}", [str(c.date()) for c in cutoffs])
 
     log.info("[1/6] building features and labels at %d snapshots", len(cutoffs))
-    con = connect(params.run.engine, params.run.spark_master, params.run.spark_conf)
-    staging = params.run.spark_staging_dir
-    ev = register(con, "events", events, staging)
-    cu = register(con, "customers", dataset.customers, staging) if dataset.customers is not None else None
-    ca = register(con, "catalog", dataset.catalog, staging) if dataset.catalog is not None else None
+    tables = register_dataset(dataset, params)
+    ev, cu, ca = tables.events, tables.customers, tables.catalog
     frame = make_training_frame(ev, cutoffs, params.features, params.labels, customers=cu, catalog=ca)
     # Only the reasons are needed here: the features themselves are already in the training frame.
     skipped = skipped_families(ev, cutoffs[-1], params.features, customers=cu, catalog=ca)

@@ -255,6 +255,7 @@ def test_spark_reads_registered_tables_from_parquet_equal_to_duckdb(duck, spark,
     staged = register(spark, "staged_events", frame, spark_staging_dir=str(tmp_path))
     files = list(tmp_path.glob("pipeline-spark-*/staged_events-*.parquet"))
     assert len(files) == 1 and not list(tmp_path.glob("**/*.partial"))
+    assert list(files[0].parent.iterdir()) == files  # no temporary file left beside it
     expected = register(duck, "staged_events", frame).execute()
     got = staged.execute().sort_values("timestamp").reset_index(drop=True)
     assert_frame_equal(got, expected, check_dtype=False)
