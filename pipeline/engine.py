@@ -183,7 +183,7 @@ def _register_spark(con: Any, name: str, df: pd.DataFrame, staging_dir: str | No
     Handed over with createDataFrame, the rows sit in the driver's JVM heap and every query reads
     them from there: at 10M events that ran out of the default 1 GB heap, and with 6 GB it took 17 s
     to hand over and 205 s to build the features, the JVM at 5.7 GB. Read from Parquet, Spark splits,
-    prunes and streams them: 8 s and 137 s, the JVM at 1.6 GB (local[*] on 2 cores). The files live
+    prunes and streams them: 7 s and 131 s, the JVM at 1.6 GB (local[*] on 2 cores). The files live
     in a per-process folder removed when the process ends.
     """
     session = con._session  # Ibis' PySpark backend has no public accessor for its session
